@@ -1,0 +1,84 @@
+"""refledger: the command line of Referral Ledger (entry point; commands live in commands/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from commands.record import REFERRAL_COMMANDS, import_command, subject_group
+from commands.session import Session
+
+
+class LedgerGroup(click.Group):
+    """Turns the ledger's expected errors into one-line ``Error: …`` messages (exit 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from eventsourcing.persistence import PersistenceError
+
+        from ledger.errors import LedgerError
+
+        try:
+            return super().invoke(ctx)
+        except LedgerError as error:
+            raise click.ClickException(str(error)) from None
+        except PersistenceError as error:
+            first = (str(error).strip() or type(error).__name__).splitlines()[0]
+            raise click.ClickException(f"database error: {first}") from None
+
+
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db",
+    metavar="URL|PATH",
+    envvar="REFLEDGER_DATABASE_URL",
+    help="SQLite file or postgresql:// URL (default: a per-user file; see 'refledger info').",
+)
+@click.option("--as", "actor", metavar="PERSON:ROLE@UNIT", envvar="REFLEDGER_ACTOR", help="Who records (for record commands).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON from every command.")
+@click.version_option(package_name="referral-ledger", prog_name="refledger")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool) -> None:
+    """Referral Ledger: who owned each referral when, what is overdue, and proof that the
+    record was not altered. Every action is an immutable event.
+
+    \b
+    Example:
+      refledger demo
+    """
+    ctx.obj = Session(db=db, actor_text=actor, as_json=as_json)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@main.command("info")
+@click.option("--json", "fmt", flag_value="json", help="Print JSON.")
+def info(fmt: str | None) -> None:
+    """Show which database is in use and how many events it holds.
+
+    \b
+    Example:
+      refledger --db demo.sqlite info
+    """
+    from commands.output import emit
+    from commands.session import session
+    from ledger.storage import default_database_path
+
+    current = session()
+    ledger, database = current.open()
+    data = {
+        "backend": database.backend,
+        "database": database.location,
+        "events": ledger.head(),
+        "default_database": str(default_database_path()),
+    }
+    emit(fmt, data, text="\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.items()))
+
+
+for _command in REFERRAL_COMMANDS:
+    main.add_command(_command)
+main.add_command(subject_group)
+main.add_command(import_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The refledger command line, one module per noun; ``cli.py`` is the entry point."""

@@ -1,0 +1,118 @@
+"""One output helper for every query: a human table or sentence, ``--json`` or ``--csv``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JSON, CSV, TEXT = "json", "csv", "text"
+
+
+def output_options(tabular: bool = True) -> Callable[[F], F]:
+    """Add --json (and --csv for tabular answers) to a query command as ``fmt``."""
+
+    def decorate(command: F) -> F:
+        options = [click.option("--json", "fmt", flag_value=JSON, help="Print JSON.")]
+        if tabular:
+            options.append(click.option("--csv", "fmt", flag_value=CSV, help="Print CSV."))
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def resolve_format(fmt: str | None) -> str:
+    from commands.session import session
+
+    if fmt:
+        return fmt
+    return JSON if session().as_json else TEXT
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        from ledger.values import iso
+
+        return iso(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot print {type(value).__name__} as JSON")
+
+
+def to_json(data: Any) -> str:
+    return orjson.dumps(data, default=_default, option=orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME).decode()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return str(_default(value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, Mapping | list | tuple):
+        return orjson.dumps(value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+    return str(value)
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return buffer.getvalue()
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
+    for column in columns:
+        table.add_column(column.replace("_", " "), overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def emit(
+    fmt: str | None,
+    data: Any,
+    *,
+    rows: Sequence[Mapping[str, Any]] | None = None,
+    columns: Sequence[str] | None = None,
+    text: str | None = None,
+    title: str | None = None,
+) -> None:
+    """Print ``data`` as JSON, ``rows`` as CSV, or ``text`` and/or a table for people."""
+    chosen = resolve_format(fmt)
+    if chosen == JSON:
+        click.echo(to_json(data))
+        return
+    if rows is not None and columns is None:
+        columns = list(rows[0]) if rows else []
+    if chosen == CSV:
+        if rows is None or columns is None:
+            raise click.UsageError("this answer is not a table; use --json")
+        click.echo(to_csv(rows, columns), nl=False)
+        return
+    if text:
+        click.echo(text)
+    if rows is not None and columns is not None:
+        if rows:
+            print_table(rows, columns, title)
+        elif not text:
+            click.echo("Nothing found.")

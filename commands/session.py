@@ -1,0 +1,86 @@
+"""What every command shares: the database it opens, the actor it records as, errors."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from ledger.application import Ledger
+    from ledger.storage import Database
+    from ledger.values import Actor
+
+ACTOR_ENV = "REFLEDGER_ACTOR"
+
+
+class FindingsExit(click.ClickException):
+    """Verification failed, or an audit found something with --fail-on-findings (exit 3)."""
+
+    exit_code = 3
+
+    def show(self, file: Any = None) -> None:
+        if self.message:
+            click.echo(self.message, err=True)
+
+
+@dataclass
+class Session:
+    """Opened once per invocation, from the global options."""
+
+    db: str | None
+    actor_text: str | None
+    as_json: bool = False
+    _ledger: Ledger | None = field(default=None, repr=False)
+    _database: Database | None = field(default=None, repr=False)
+
+    def open(self) -> tuple[Ledger, Database]:
+        if self._ledger is None:
+            from ledger.storage import open_ledger
+
+            self._ledger, self._database = open_ledger(self.db)
+        assert self._database is not None
+        return self._ledger, self._database
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.open()[0]
+
+    @property
+    def database(self) -> Database:
+        return self.open()[1]
+
+    def actor(self, override: str | None = None) -> Actor:
+        from ledger.errors import InvalidInput
+        from ledger.values import Actor
+
+        text = override or self.actor_text or os.environ.get(ACTOR_ENV)
+        if not text:
+            raise InvalidInput(f"who is recording? give --as PERSON:ROLE@UNIT or set {ACTOR_ENV}")
+        return Actor.parse(text)
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+
+def session(ctx: click.Context | None = None) -> Session:
+    current = ctx or click.get_current_context()
+    found = current.find_object(Session)
+    if found is None:  # a command invoked on its own (tests): default options
+        found = Session(db=None, actor_text=None)
+        current.obj = found
+    return found
+
+
+def instant_option(value: str | None, what: str) -> datetime | None:
+    """Parse an optional ISO 8601 instant given on the command line."""
+    if value is None:
+        return None
+    from ledger.values import parse_instant
+
+    return parse_instant(value, what)

@@ -1,0 +1,1 @@
+"""Referral Ledger: the write side and the domain (aggregates, application, storage)."""

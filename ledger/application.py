@@ -1,0 +1,247 @@
+"""The Ledger application: command methods (get → command → save), the clock, batching.
+
+Commands take and return simple values (references, stamps, datetimes), never aggregates.
+``batch()`` groups many commands into one atomic save: an import is all or nothing and is
+not one transaction per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Notification
+
+from ledger.errors import LedgerError, NotFound, RuleViolation
+from ledger.referral import LedgerEvent, Referral
+from ledger.subject import Subject
+from ledger.values import Entry, Stamp, referral_id, subject_id, utcnow
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class ConcurrentUpdate(LedgerError):
+    """Someone else recorded on the same referral at the same moment, repeatedly."""
+
+
+class Ledger(Application[UUID]):
+    """Records every action on referrals and their subjects as immutable events."""
+
+    name = "Ledger"
+
+    def __init__(self, env: dict[str, str] | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self._batch: dict[UUID, Aggregate] | None = None
+
+    # --- the shape every command shares -------------------------------------------
+
+    def _entry(self, stamp: Stamp) -> Entry:
+        return Entry.resolve(stamp, self.clock())
+
+    def _get(self, cls: type[A], aggregate_id: UUID, name: str) -> A:
+        if self._batch is not None and aggregate_id in self._batch:
+            found = self._batch[aggregate_id]
+        else:
+            try:
+                found = self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                raise NotFound(f"{name} is not in the ledger") from None
+            if self._batch is not None:
+                # later commands of the batch continue from this copy (saved at the end)
+                self._batch[aggregate_id] = found
+        if not isinstance(found, cls):
+            raise NotFound(f"{name} is not a {cls.__name__.lower()}")
+        return found
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        if self._batch is not None and aggregate_id in self._batch:
+            return True
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    def loaded_history(self, stream_id: UUID) -> list[LedgerEvent]:
+        """The events of a stream as this ledger (or the open batch) holds them; [] if none."""
+        try:
+            found = self._get(Aggregate, stream_id, str(stream_id))
+        except NotFound:
+            return []
+        return list(getattr(found, "history", []))
+
+    def referral(self, reference: str) -> Referral:
+        return self._get(Referral, referral_id(reference), f"referral {reference}")
+
+    def subject(self, reference: str, subject: str) -> Subject:
+        return self._get(Subject, subject_id(reference, subject), f"subject {subject} of {reference}")
+
+    def _keep(self, *aggregates: Aggregate) -> None:
+        if self._batch is None:
+            try:
+                self.save(*aggregates)
+            except IntegrityError:
+                raise ConcurrentUpdate("another recording on the same referral got there first; run the command again") from None
+        else:
+            for aggregate in aggregates:
+                self._batch[aggregate.id] = aggregate
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Record many commands, then save them all in one transaction (or none of them)."""
+        if self._batch is not None:
+            raise RuntimeError("batches do not nest")
+        self._batch = {}
+        try:
+            yield
+            pending = list(self._batch.values())
+        finally:
+            self._batch = None
+        try:
+            self.save(*pending)
+        except IntegrityError:
+            raise ConcurrentUpdate(
+                "another recording touched the same referrals during this batch; nothing was saved, run it again"
+            ) from None
+
+    # --- referral commands ------------------------------------------------------
+
+    def receive(self, reference: str, stamp: Stamp, **fields: Any) -> UUID:
+        rid = referral_id(reference)
+        if self._exists(rid):
+            raise RuleViolation("received-once", f"{reference} was already received")
+        referral = Referral.receive(self._entry(stamp), rid, reference, **fields)
+        self._keep(referral)
+        return rid
+
+    def assess(self, reference: str, stamp: Stamp, **fields: Any) -> None:
+        referral = self.referral(reference)
+        referral.assess(self._entry(stamp), **fields)
+        self._keep(referral)
+
+    def offer_ownership(self, reference: str, stamp: Stamp, to_unit: str, reply_due: datetime | None = None) -> None:
+        referral = self.referral(reference)
+        referral.offer(self._entry(stamp), to_unit, reply_due)
+        self._keep(referral)
+
+    def accept_ownership(self, reference: str, stamp: Stamp, reason: str | None = None) -> None:
+        referral = self.referral(reference)
+        referral.accept(self._entry(stamp), reason)
+        self._keep(referral)
+
+    def decline_ownership(self, reference: str, stamp: Stamp, reason: str) -> None:
+        referral = self.referral(reference)
+        referral.decline(self._entry(stamp), reason)
+        self._keep(referral)
+
+    def withdraw_offer(self, reference: str, stamp: Stamp, reason: str | None = None) -> None:
+        referral = self.referral(reference)
+        referral.withdraw_offer(self._entry(stamp), reason)
+        self._keep(referral)
+
+    def release_ownership(self, reference: str, stamp: Stamp, reason: str) -> None:
+        referral = self.referral(reference)
+        referral.release(self._entry(stamp), reason)
+        self._keep(referral)
+
+    def transfer_custody(self, reference: str, stamp: Stamp, to_unit: str) -> None:
+        referral = self.referral(reference)
+        referral.transfer_custody(self._entry(stamp), to_unit)
+        self._keep(referral)
+
+    def escalate(self, reference: str, stamp: Stamp, to_role: str, issue: str, decision_due: datetime | None = None) -> None:
+        referral = self.referral(reference)
+        referral.escalate(self._entry(stamp), to_role, issue, decision_due)
+        self._keep(referral)
+
+    def decide(self, reference: str, stamp: Stamp, **fields: Any) -> None:
+        referral = self.referral(reference)
+        referral.decide(self._entry(stamp), **fields)
+        self._keep(referral)
+
+    def review(self, reference: str, stamp: Stamp, progress: str, owner_confirmed: str, next_review_by: datetime | None = None) -> None:
+        referral = self.referral(reference)
+        referral.review(self._entry(stamp), progress, owner_confirmed, next_review_by)
+        self._keep(referral)
+
+    def receive_external_request(self, reference: str, stamp: Stamp, requester: str, summary: str) -> None:
+        referral = self.referral(reference)
+        referral.receive_external_request(self._entry(stamp), requester, summary)
+        self._keep(referral)
+
+    def send_external_reply(self, reference: str, stamp: Stamp, reply_to: str) -> None:
+        referral = self.referral(reference)
+        referral.send_external_reply(self._entry(stamp), reply_to)
+        self._keep(referral)
+
+    def add_note(self, reference: str, stamp: Stamp, text: str, claim: dict[str, str] | None = None) -> None:
+        referral = self.referral(reference)
+        referral.add_note(self._entry(stamp), text, claim)
+        self._keep(referral)
+
+    def close_referral(self, reference: str, stamp: Stamp, reason: str) -> None:
+        referral = self.referral(reference)
+        referral.close(self._entry(stamp), reason)
+        self._keep(referral)
+
+    def reopen_referral(self, reference: str, stamp: Stamp, reason: str) -> None:
+        referral = self.referral(reference)
+        referral.reopen(self._entry(stamp), reason)
+        self._keep(referral)
+
+    # --- subject commands ---------------------------------------------------------
+
+    def extract_subject(self, reference: str, stamp: Stamp, subject: str, category: str) -> UUID:
+        entry = self._entry(stamp)
+        self.referral(reference).check_open_at(entry)
+        sid = subject_id(reference, subject)
+        if self._exists(sid):
+            raise RuleViolation("extracted-once", f"subject {subject} of {reference} was already extracted")
+        self._keep(Subject.extract(entry, sid, reference, subject, category))
+        return sid
+
+    def _subject_command(self, reference: str, stamp: Stamp, subject: str, command: Callable[..., None], **fields: Any) -> None:
+        entry = self._entry(stamp)
+        self.referral(reference).check_open_at(entry)
+        found = self.subject(reference, subject)
+        command(found, entry, **fields)
+        self._keep(found)
+
+    def triage_subject(self, reference: str, stamp: Stamp, subject: str, **fields: Any) -> None:
+        self._subject_command(reference, stamp, subject, Subject.triage, **fields)
+
+    def disseminate_subject(self, reference: str, stamp: Stamp, subject: str, **fields: Any) -> None:
+        self._subject_command(reference, stamp, subject, Subject.disseminate, **fields)
+
+    def acknowledge_subject(self, reference: str, stamp: Stamp, subject: str) -> None:
+        self._subject_command(reference, stamp, subject, Subject.acknowledge)
+
+    def reject_subject(self, reference: str, stamp: Stamp, subject: str, reason: str) -> None:
+        self._subject_command(reference, stamp, subject, Subject.reject, reason=reason)
+
+    def record_force_action(self, reference: str, stamp: Stamp, subject: str, action: str) -> None:
+        self._subject_command(reference, stamp, subject, Subject.record_action, action=action)
+
+    def close_subject(self, reference: str, stamp: Stamp, subject: str, outcome: str, rationale: str) -> None:
+        self._subject_command(reference, stamp, subject, Subject.close, outcome=outcome, rationale=rationale)
+
+    # --- reading ---------------------------------------------------------------
+
+    def referral_events(self, reference: str) -> list[LedgerEvent]:
+        """Every event of one referral's stream, in recording order (no aggregate replay)."""
+        events = [e for e in self.events.get(referral_id(reference)) if isinstance(e, LedgerEvent)]
+        if not events:
+            raise NotFound(f"referral {reference} is not in the ledger")
+        return events
+
+    def stream_events(self, stream_id: UUID) -> list[LedgerEvent]:
+        return [e for e in self.events.get(stream_id) if isinstance(e, LedgerEvent)]
+
+    def head(self) -> int:
+        """The id of the newest entry in the log (0 when empty)."""
+        return self.recorder.max_notification_id() or 0
+
+    def notifications(self, after: int, limit: int) -> Sequence[Notification]:
+        return self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)

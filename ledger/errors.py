@@ -1,0 +1,31 @@
+"""The errors the ledger raises for expected, user-caused failures.
+
+Each carries a one-line message a user can act on; the CLI shows it as ``Error: …``
+and exits 1. Anything else is a bug and is allowed to crash loudly.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """An expected failure with a one-line explanation for the user."""
+
+
+class RuleViolation(LedgerError):
+    """A command was refused because it would break a ledger invariant."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"{message} (rule: {rule})")
+        self.rule = rule
+
+
+class NotFound(LedgerError):
+    """The named referral or subject is not in the ledger."""
+
+
+class InvalidInput(LedgerError):
+    """A value supplied by the user is malformed (bad time, unknown field, …)."""
+
+
+class StorageError(LedgerError):
+    """The database could not be opened or reached."""

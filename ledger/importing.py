@@ -1,0 +1,504 @@
+"""The one place that maps external records to ledger commands.
+
+A record is a JSON object in the import format (DESIGN section 9): ``type``, ``referral``,
+``occurred_at``, ``actor``, optional ``late_reason`` (and ``recorded_at`` in a historical
+import), plus the fields of its type. The CLI's record commands build the same records, so
+a command typed by hand and a line of an import are checked by the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from ledger.application import Ledger
+from ledger.errors import InvalidInput, LedgerError
+from ledger.values import DECISION_OUTCOMES, RISK_BANDS, Actor, Stamp, parse_instant, referral_id, subject_id
+
+COMMON_FIELDS = frozenset({"type", "referral", "occurred_at", "actor", "late_reason"})
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a record type: its name in the import format and how it is checked."""
+
+    name: str
+    kind: str  # text | int | bool | instant | texts | grading | claim | band | outcome | code
+    required: bool = True
+    help: str = ""
+    #: the command's parameter name, where the import format uses another word
+    param: str | None = None
+
+    @property
+    def parameter(self) -> str:
+        return self.param or self.name
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """A type of record: its fields, the ledger command it calls and its CLI wording."""
+
+    type: str
+    command: str
+    method: str
+    fields: tuple[Field, ...]
+    summary: str
+    example: str
+    on_subject: bool = False
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+
+def _f(name: str, kind: str = "text", required: bool = True, help: str = "", param: str | None = None) -> Field:
+    return Field(name, kind, required, help, param)
+
+
+_REASON = _f("reason", required=False, help="Why.")
+_SUBJECT = _f("subject", help="The subject's pseudonymous reference.")
+
+RECORD_TYPES: tuple[RecordType, ...] = (
+    RecordType(
+        "received",
+        "receive",
+        "receive",
+        (
+            _f("reference", required=False, help="Same as the referral reference (optional)."),
+            _f("originator", help="Who sent it (force, agency, provider)."),
+            _f("channel", help="How it arrived."),
+            _f("originator_reference", required=False, help="The sender's own reference."),
+            _f("claimed_subject_count", "int", required=False, help="How many subjects the sender says it names."),
+            _f("grading", "grading", required=False, help="Grading as supplied, SCHEME:VALUE."),
+            _f("handling_conditions", "texts", required=False, help="A handling condition (repeatable)."),
+            _f("package_hash", required=False, help="Hash of the package as received."),
+            _f("custodian_unit", help="The unit holding the package."),
+            _f("immediate_risk", "bool", required=False, help="Flagged as immediate risk on receipt."),
+        ),
+        "Record receipt of a new referral (sets its custodian).",
+        "refledger receive R-2012-0716 --originator X-FORCE --channel liaison --custodian-unit U-INTAKE --as P-01:registry@U-INTAKE",
+    ),
+    RecordType(
+        "assessed",
+        "assess",
+        "assess",
+        (
+            _f("risk_band", "band", help="LOW, MEDIUM, HIGH or VERY_HIGH."),
+            _f("immediate_risk", "bool", help="Immediate risk to a person."),
+            _f("grading", "grading", required=False, help="Grading, SCHEME:VALUE."),
+            _f("recommended_lead_unit", required=False, help="The unit recommended to lead."),
+            _f("rationale", help="Why this assessment."),
+        ),
+        "Record the initial assessment of a referral.",
+        "refledger assess R-2012-0716 --risk-band HIGH --rationale 'Contact offences alleged' --as P-02:analyst@U-TRIAGE",
+    ),
+    RecordType(
+        "ownership_offered",
+        "offer",
+        "offer_ownership",
+        (
+            _f("to_unit", help="The unit offered ownership."),
+            _f("reply_due", "instant", required=False, help="When an answer is due."),
+        ),
+        "Offer ownership to a unit (ownership passes only when that unit accepts).",
+        "refledger offer R-2012-0716 --to-unit U-OPSA --reply-due 2012-07-29T10:00:00Z --as P-04:team-manager@U-IDT",
+    ),
+    RecordType(
+        "ownership_accepted",
+        "accept",
+        "accept_ownership",
+        (_REASON,),
+        "Accept the open offer of ownership (by someone of the offered unit).",
+        "refledger accept R-2012-0716 --as P-07:team-manager@U-OPSA",
+    ),
+    RecordType(
+        "ownership_declined",
+        "decline",
+        "decline_ownership",
+        (_f("reason", help="Why it is declined."),),
+        "Decline the open offer of ownership (by someone of the offered unit).",
+        "refledger decline R-2012-0716 --reason 'No capacity' --as P-07:team-manager@U-OPSA",
+    ),
+    RecordType(
+        "offer_withdrawn",
+        "withdraw-offer",
+        "withdraw_offer",
+        (_REASON,),
+        "Withdraw the open offer of ownership.",
+        "refledger withdraw-offer R-2012-0716 --reason 'Sent to the wrong team' --as P-04:team-manager@U-IDT",
+    ),
+    RecordType(
+        "ownership_released",
+        "release",
+        "release_ownership",
+        (_f("reason", help="Why ownership is given up."),),
+        "Release ownership (by someone of the owning unit); the referral becomes unowned.",
+        "refledger release R-2012-0716 --reason 'Outside our remit' --as P-07:team-manager@U-OPSA",
+    ),
+    RecordType(
+        "custody_transferred",
+        "transfer-custody",
+        "transfer_custody",
+        (_f("to_unit", help="The unit now holding the package."),),
+        "Transfer custody of the package (by someone of the custodian unit).",
+        "refledger transfer-custody R-2012-0716 --to-unit U-OPSA --as P-01:registry@U-INTAKE",
+    ),
+    RecordType(
+        "escalation_raised",
+        "escalate",
+        "escalate",
+        (
+            _f("to_role", help="The role asked to decide."),
+            _f("issue", help="What must be decided."),
+            _f("decision_due", "instant", required=False, help="When a decision is due."),
+        ),
+        "Escalate an issue to a role for decision.",
+        "refledger escalate R-2012-0716 --to-role head-of-tasking --issue 'No lead unit' --as P-04:team-manager@U-IDT",
+    ),
+    RecordType(
+        "decision_recorded",
+        "decide",
+        "decide",
+        (
+            _f("outcome", "outcome", help="ASSIGN_OWNER, DEFER, REJECT, NO_FURTHER_ACTION or CLOSE."),
+            _f("rationale", help="Why."),
+            _f("options_considered", "texts", required=False, help="An option considered (repeatable)."),
+            _f("revisit_by", "instant", required=False, help="When a DEFER is revisited (required for DEFER)."),
+        ),
+        "Record a decision (a DEFER must say when it is revisited).",
+        "refledger decide R-2012-0716 --outcome DEFER --rationale 'Await capacity' --revisit-by 2012-09-01T10:00:00Z --as P-09:head-of-tasking@U-TASK",
+    ),
+    RecordType(
+        "review_recorded",
+        "review",
+        "review",
+        (
+            _f("progress", help="Progress since the last review."),
+            _f("owner_confirmed", help="The owning unit confirmed, or 'unowned'."),
+            _f("next_review_by", "instant", required=False, help="When the next review is due."),
+        ),
+        "Record a supervisory review.",
+        "refledger review R-2012-0716 --progress 'Awaiting owner' --owner-confirmed unowned --as P-10:supervisor@U-IDT",
+    ),
+    RecordType(
+        "external_request_received",
+        "external-request",
+        "receive_external_request",
+        (
+            _f("from", help="Who asked.", param="requester"),
+            _f("summary", help="What they asked."),
+        ),
+        "Record a request for an update from outside (e.g. the originating force).",
+        "refledger external-request R-2012-0716 --from X-FORCE --summary 'Asked for an update' --as P-04:team-manager@U-IDT",
+    ),
+    RecordType(
+        "external_reply_sent",
+        "external-reply",
+        "send_external_reply",
+        (_f("reply_to", help="Whom the reply answers."),),
+        "Record a reply sent to an external requester.",
+        "refledger external-reply R-2012-0716 --reply-to X-FORCE --as P-04:team-manager@U-IDT",
+    ),
+    RecordType(
+        "note_added",
+        "note",
+        "add_note",
+        (
+            _f("text", help="The note."),
+            _f("claim", "claim", required=False, help="A claim in the note, TYPE:UNIT (never changes ownership)."),
+        ),
+        "Add a note (a claim in it is shown as disputed, never acted on).",
+        "refledger note R-2012-0716 --text 'Tasking meeting: OPSA said it would take it' --claim ownership_accepted:U-OPSA --as P-04:team-manager@U-IDT",
+    ),
+    RecordType(
+        "closed",
+        "close",
+        "close_referral",
+        (_f("reason", help="Why it is closed."),),
+        "Close the referral (ends ownership and every clock).",
+        "refledger close R-2012-0716 --reason 'All subjects disseminated' --as P-07:team-manager@U-OPSA",
+    ),
+    RecordType(
+        "reopened",
+        "reopen",
+        "reopen_referral",
+        (_f("reason", help="Why it is reopened."),),
+        "Reopen a closed referral (it starts unowned).",
+        "refledger reopen R-2012-0716 --reason 'New intelligence' --as P-07:team-manager@U-OPSA",
+    ),
+    RecordType(
+        "subject_extracted",
+        "add",
+        "extract_subject",
+        (
+            _SUBJECT,
+            _f("category", help="suspect, misidentified, unknown, …"),
+        ),
+        "Add a subject found in the package (a pseudonymous reference only).",
+        "refledger subject add R-2012-0716 SUBJ-0001 --category suspect --as P-02:analyst@U-TRIAGE",
+        on_subject=True,
+    ),
+    RecordType(
+        "subject_triaged",
+        "triage",
+        "triage_subject",
+        (
+            _SUBJECT,
+            _f("risk_tool", help="The risk tool used."),
+            _f("risk_tool_version", help="Its version."),
+            _f("band", "band", help="LOW, MEDIUM, HIGH or VERY_HIGH."),
+            _f("drivers", "texts", required=False, help="A risk driver (repeatable)."),
+            _f("target_force", required=False, help="The force it should go to."),
+        ),
+        "Record a subject's risk triage.",
+        "refledger subject triage R-2012-0716 SUBJ-0001 --risk-tool RPT --risk-tool-version 3.2 --band HIGH --as P-02:analyst@U-TRIAGE",
+        on_subject=True,
+    ),
+    RecordType(
+        "subject_disseminated",
+        "disseminate",
+        "disseminate_subject",
+        (
+            _SUBJECT,
+            _f("to_force", help="The force it is sent to."),
+            _f("authorised_by", help="Who authorised it."),
+            _f("grading", "grading", required=False, help="Grading, SCHEME:VALUE (e.g. 3x5x2:2-B-C)."),
+            _f("consent_reference", required=False, help="Consent reference from the originator."),
+        ),
+        "Record dissemination of a subject to a force.",
+        "refledger subject disseminate R-2012-0716 SUBJ-0001 --to-force F-NORTH --authorised-by P-07 --as P-07:team-manager@U-OPSA",
+        on_subject=True,
+    ),
+    RecordType(
+        "force_acknowledged",
+        "acknowledge",
+        "acknowledge_subject",
+        (_SUBJECT,),
+        "Record that the force acknowledged the latest dissemination.",
+        "refledger subject acknowledge R-2012-0716 SUBJ-0001 --as P-20:liaison@F-NORTH",
+        on_subject=True,
+    ),
+    RecordType(
+        "force_rejected",
+        "reject",
+        "reject_subject",
+        (_SUBJECT, _f("reason", help="Why the force rejected it.")),
+        "Record that the force rejected the latest dissemination.",
+        "refledger subject reject R-2012-0716 SUBJ-0001 --reason 'Not in our area' --as P-20:liaison@F-NORTH",
+        on_subject=True,
+    ),
+    RecordType(
+        "force_action_recorded",
+        "action",
+        "record_force_action",
+        (_SUBJECT, _f("action", help="What the force did.")),
+        "Record an action the force took on a subject.",
+        "refledger subject action R-2012-0716 SUBJ-0001 --action 'Warrant executed' --as P-20:liaison@F-NORTH",
+        on_subject=True,
+    ),
+    RecordType(
+        "subject_closed",
+        "close",
+        "close_subject",
+        (
+            _SUBJECT,
+            _f("outcome", "code", help="NFA, RETURNED_TO_ORIGINATOR, …"),
+            _f("rationale", help="Why."),
+        ),
+        "Close a subject.",
+        "refledger subject close R-2012-0716 SUBJ-0001 --outcome NFA --rationale 'Misidentified' --as P-07:team-manager@U-OPSA",
+        on_subject=True,
+    ),
+)
+
+RECORD_TYPE = {t.type: t for t in RECORD_TYPES}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A checked record, ready to run against the ledger."""
+
+    record_type: RecordType
+    referral: str
+    stamp: Stamp
+    arguments: dict[str, Any]
+
+    @property
+    def stream_id(self) -> UUID:
+        if self.record_type.on_subject:
+            return subject_id(self.referral, self.arguments["subject"])
+        return referral_id(self.referral)
+
+    def run(self, ledger: Ledger) -> None:
+        getattr(ledger, self.record_type.method)(self.referral, self.stamp, **self.arguments)
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{name} must be a non-empty string")
+    return value.strip()
+
+
+def _pair(name: str, value: Any, keys: tuple[str, str]) -> dict[str, str]:
+    if not isinstance(value, dict) or set(value) != set(keys):
+        raise InvalidInput(f"{name} must be an object with exactly {keys[0]} and {keys[1]}")
+    return {k: _text(f"{name}.{k}", value[k]) for k in keys}
+
+
+def _check(field: Field, value: Any) -> Any:
+    name, kind = field.name, field.kind
+    if kind == "text":
+        return _text(name, value)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(f"{name} must be a whole number, 0 or more")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{name} must be true or false")
+        return value
+    if kind == "instant":
+        return parse_instant(_text(name, value), name)
+    if kind == "texts":
+        if not isinstance(value, list):
+            raise InvalidInput(f"{name} must be a list of strings")
+        return [_text(name, v) for v in value]
+    if kind == "grading":
+        return _pair(name, value, ("scheme", "value"))
+    if kind == "claim":
+        return _pair(name, value, ("type", "unit"))
+    if kind == "band":
+        if value not in RISK_BANDS:
+            raise InvalidInput(f"{name} must be one of {', '.join(RISK_BANDS)}")
+        return value
+    if kind == "outcome":
+        if value not in DECISION_OUTCOMES:
+            raise InvalidInput(f"{name} must be one of {', '.join(DECISION_OUTCOMES)}")
+        return value
+    if kind == "code":
+        text = _text(name, value)
+        if not text.replace("_", "").isalnum() or text.upper() != text:
+            raise InvalidInput(f"{name} must be an upper-case code such as NFA or RETURNED_TO_ORIGINATOR")
+        return text
+    raise AssertionError(f"unknown field kind {kind}")  # a programming error in RECORD_TYPES
+
+
+_EMPTY: dict[str, Any] = {"texts": [], "bool": False}
+
+
+def parse_record(
+    record: Any, historical: bool = False, source: dict[str, Any] | None = None, *, occurred_now_if_missing: bool = False
+) -> Command:
+    """Check one record of the import format and turn it into a Command.
+
+    ``occurred_now_if_missing`` serves the CLI, where ``--at`` defaults to now.
+    """
+    if not isinstance(record, dict):
+        raise InvalidInput("a record must be a JSON object")
+    type_name = record.get("type")
+    if type_name not in RECORD_TYPE:
+        raise InvalidInput(f"unknown type {type_name!r}")
+    record_type = RECORD_TYPE[type_name]
+    allowed = COMMON_FIELDS | {f.name for f in record_type.fields} | ({"recorded_at"} if historical else set())
+    unknown = sorted(set(record) - allowed)
+    if unknown:
+        hint = " (recorded_at needs --historical)" if unknown == ["recorded_at"] else ""
+        raise InvalidInput(f"unknown field {unknown[0]!r} for type {type_name}{hint}")
+    for name in ("referral", "occurred_at", "actor") + (("recorded_at",) if historical else ()):
+        if name == "occurred_at" and occurred_now_if_missing:
+            continue
+        if name not in record:
+            raise InvalidInput(f"missing {name}")
+    referral = _text("referral", record["referral"])
+    late_reason = record.get("late_reason")
+    stamp = Stamp(
+        actor=Actor.from_dict(record["actor"]),
+        occurred_at=parse_instant(_text("occurred_at", record["occurred_at"]), "occurred_at") if "occurred_at" in record else None,
+        late_reason=None if late_reason is None else _text("late_reason", late_reason),
+        source_recorded_at=parse_instant(_text("recorded_at", record["recorded_at"]), "recorded_at") if historical else None,
+        source=source,
+    )
+    arguments: dict[str, Any] = {}
+    for field in record_type.fields:
+        if field.name not in record or record[field.name] is None:
+            if field.required:
+                raise InvalidInput(f"missing {field.name} for type {type_name}")
+            arguments[field.parameter] = _EMPTY.get(field.kind)
+            continue
+        arguments[field.parameter] = _check(field, record[field.name])
+    if type_name == "received" and arguments.pop("reference") not in (None, referral):
+        raise InvalidInput("reference differs from referral")
+    return Command(record_type, referral, stamp, arguments)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    lines: int
+    events: int
+    referrals: int
+    file_sha256: str
+
+
+def import_lines(
+    ledger: Ledger,
+    lines: Iterable[bytes],
+    *,
+    historical: bool = False,
+    file_sha256: str,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Record every line, atomically: all lines are saved together, or none is.
+
+    Each event keeps its provenance ({file, line}). A file whose lines are already in a
+    stream it touches is refused, so importing the same file twice cannot duplicate history.
+    """
+    touched: set[UUID] = set()
+    referrals: set[str] = set()
+    count = 0
+    with ledger.batch():
+        for number, raw in enumerate(lines, start=1):
+            if progress is not None:
+                progress(number)
+            if not raw.strip():
+                continue
+            try:
+                try:
+                    record = orjson.loads(raw)
+                except orjson.JSONDecodeError as error:
+                    raise InvalidInput(f"malformed JSON ({error.args[0].split(':')[0]})") from None
+                command = parse_record(record, historical, {"file": file_sha256, "line": number})
+                if command.stream_id not in touched:
+                    touched.add(command.stream_id)
+                    _refuse_reimport(ledger, command.stream_id, file_sha256)
+                command.run(ledger)
+            except LedgerError as error:
+                raise InvalidInput(f"line {number}: {error}") from None
+            referrals.add(command.referral)
+            count += 1
+    return ImportResult(lines=count, events=count, referrals=len(referrals), file_sha256=file_sha256)
+
+
+def _refuse_reimport(ledger: Ledger, stream_id: UUID, file_sha256: str) -> None:
+    for event in ledger.loaded_history(stream_id):
+        source = event.source
+        if isinstance(source, Mapping) and source.get("file") == file_sha256:
+            raise InvalidInput(f"this file (sha256 {file_sha256[:12]}…) was already imported; nothing was recorded")
+
+
+def import_file(ledger: Ledger, path: Path, *, historical: bool = False, progress: Callable[[int], None] | None = None) -> ImportResult:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InvalidInput(f"cannot read {path}: {error.strerror}") from None
+    sha = hashlib.sha256(data).hexdigest()
+    return import_lines(ledger, data.splitlines(), historical=historical, file_sha256=sha, progress=progress)
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)

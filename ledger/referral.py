@@ -1,0 +1,462 @@
+"""The Referral aggregate: one intake item, its events, and the rules of ownership and custody.
+
+``ReferralState`` is the one place where the ownership and custody rules live. The aggregate
+uses it to judge a new event at its ``occurred_at`` against everything recorded before it;
+the read side folds the same state over a referral's events to answer "who owned it when".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.errors import RuleViolation
+from ledger.integrity import GENESIS, event_hash
+from ledger.values import FUTURE_SKEW, LATE_AFTER, Entry, iso
+
+OPEN = "open"
+CLOSED = "closed"
+
+
+class LedgerEvent(Aggregate.Event):
+    """Fields every ledger event carries: business time, actor, provenance, chain link.
+
+    ``timestamp`` (from the library) is when this ledger took the event in. ``recorded_at``
+    is that, unless a historical import carried the source system's recording time.
+    """
+
+    occurred_at: datetime
+    actor: dict[str, str]
+    late_reason: str | None
+    source_recorded_at: datetime | None
+    source: dict[str, Any] | None
+    prev_hash: str
+
+    TOPIC: ClassVar[str]
+
+    @property
+    def recorded_at(self) -> datetime:
+        return self.source_recorded_at or self.timestamp
+
+    @property
+    def actor_unit(self) -> str:
+        return self.actor["unit"]
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.remember(self)
+
+
+class Referral(Aggregate, created_event_name="Received"):
+    """One intake item (a bulk foreign package, a single report), named by its reference."""
+
+    TOPIC = "refledger:Referral"
+
+    class Event(LedgerEvent):
+        TOPIC = "refledger:Referral.Event"
+
+    class Received(Event, Aggregate.Created):
+        """The package arrived: who sent it, how, what it claims, and which unit holds it."""
+
+        TOPIC = "refledger:Referral.Received"
+        reference: str
+        originator: str
+        channel: str
+        originator_reference: str | None
+        claimed_subject_count: int | None
+        grading: dict[str, str] | None
+        handling_conditions: list[str]
+        package_hash: str | None
+        custodian_unit: str
+        immediate_risk: bool
+
+    Created = Received
+
+    class Assessed(Event):
+        """Initial assessment: risk band, immediate risk, grading, recommended lead unit."""
+
+        TOPIC = "refledger:Referral.Assessed"
+        risk_band: str
+        immediate_risk: bool
+        grading: dict[str, str] | None
+        recommended_lead_unit: str | None
+        rationale: str
+
+    class OwnershipOffered(Event):
+        """Ownership was offered to a unit; it passes only if that unit accepts."""
+
+        TOPIC = "refledger:Referral.OwnershipOffered"
+        to_unit: str
+        reply_due: datetime | None
+
+    class OwnershipAccepted(Event):
+        """The offered unit accepted ownership (the actor's unit becomes owner)."""
+
+        TOPIC = "refledger:Referral.OwnershipAccepted"
+        reason: str | None
+
+    class OwnershipDeclined(Event):
+        """The offered unit declined; the current state (owner or none) stays."""
+
+        TOPIC = "refledger:Referral.OwnershipDeclined"
+        reason: str
+
+    class OfferWithdrawn(Event):
+        """The open offer was withdrawn before an answer."""
+
+        TOPIC = "refledger:Referral.OfferWithdrawn"
+        reason: str | None
+
+    class OwnershipReleased(Event):
+        """The owning unit gave ownership up; the referral is unowned from now."""
+
+        TOPIC = "refledger:Referral.OwnershipReleased"
+        reason: str
+
+    class CustodyTransferred(Event):
+        """The package physically moved to another unit (custody, not ownership)."""
+
+        TOPIC = "refledger:Referral.CustodyTransferred"
+        to_unit: str
+
+    class EscalationRaised(Event):
+        """An issue was put to a role for decision, optionally by a due time."""
+
+        TOPIC = "refledger:Referral.EscalationRaised"
+        to_role: str
+        issue: str
+        decision_due: datetime | None
+
+    class DecisionRecorded(Event):
+        """A decision (ASSIGN_OWNER, DEFER, REJECT, NO_FURTHER_ACTION, CLOSE) and why."""
+
+        TOPIC = "refledger:Referral.DecisionRecorded"
+        outcome: str
+        rationale: str
+        options_considered: list[str]
+        revisit_by: datetime | None
+
+    class ReviewRecorded(Event):
+        """A supervisory review: progress, the owner confirmed (or "unowned"), next review."""
+
+        TOPIC = "refledger:Referral.ReviewRecorded"
+        progress: str
+        owner_confirmed: str
+        next_review_by: datetime | None
+
+    class ExternalRequestReceived(Event):
+        """Someone outside (e.g. the originating force) asked for an update."""
+
+        TOPIC = "refledger:Referral.ExternalRequestReceived"
+        requester: str
+        summary: str
+
+    class ExternalReplySent(Event):
+        """A reply went out to an external requester."""
+
+        TOPIC = "refledger:Referral.ExternalReplySent"
+        reply_to: str
+
+    class NoteAdded(Event):
+        """A note; a ``claim`` in it (e.g. "U-X accepted") never changes ownership."""
+
+        TOPIC = "refledger:Referral.NoteAdded"
+        text: str
+        claim: dict[str, str] | None
+
+    class Closed(Event):
+        """The referral was closed: ownership and every clock end."""
+
+        TOPIC = "refledger:Referral.Closed"
+        reason: str
+
+    class Reopened(Event):
+        """A closed referral was reopened; it starts unowned."""
+
+        TOPIC = "refledger:Referral.Reopened"
+        reason: str
+
+    def __init__(self) -> None:
+        self.history: list[LedgerEvent] = []
+        self._state: ReferralState | None = None
+        self._latest_occurred: datetime | None = None
+        self._head_hash: tuple[int, str] | None = None
+
+    # --- applying facts (replayed on every load: no checks here) -------------------------
+
+    def remember(self, event: LedgerEvent) -> None:
+        self.history.append(event)
+        if self._latest_occurred is None or event.occurred_at >= self._latest_occurred:
+            self._latest_occurred = event.occurred_at
+            if isinstance(event, Referral.Received):
+                self._state = ReferralState.received(event)
+            elif self._state is not None:
+                self._state.apply(event)
+        else:
+            self._state = None  # a back-dated event: recompute on demand
+
+    # --- queries the commands use -----------------------------------------------------
+
+    @property
+    def reference(self) -> str:
+        first = self.history[0]
+        assert isinstance(first, Referral.Received)
+        return first.reference
+
+    @property
+    def received_at(self) -> datetime:
+        return self.history[0].occurred_at
+
+    def state_at(self, instant: datetime) -> ReferralState:
+        """The state at ``instant`` from everything recorded so far."""
+        if self._latest_occurred is not None and instant >= self._latest_occurred:
+            if self._state is None:
+                self._state = fold_state(self.history)
+            return self._state
+        return fold_state(self.history, until=instant)
+
+    def head_hash(self) -> str:
+        if self._head_hash is None or self._head_hash[0] != self.version:
+            self._head_hash = (self.version, event_hash(self.history[-1]))
+        return self._head_hash[1]
+
+    # --- commands -------------------------------------------------------------------
+
+    @classmethod
+    def receive(cls, entry: Entry, referral_id: UUID, reference: str, **fields: Any) -> Referral:
+        check_clocks(reference, entry, earliest=None, last_recorded=None)
+        return cls._create(
+            cls.Received,
+            id=referral_id,
+            timestamp=entry.ingested_at,
+            reference=reference,
+            prev_hash=GENESIS,
+            **entry_fields(entry),
+            **fields,
+        )
+
+    def assess(self, entry: Entry, **fields: Any) -> None:
+        self._record(self.Assessed, entry, **fields)
+
+    def offer(self, entry: Entry, to_unit: str, reply_due: datetime | None) -> None:
+        self._record(self.OwnershipOffered, entry, to_unit=to_unit, reply_due=reply_due)
+
+    def accept(self, entry: Entry, reason: str | None) -> None:
+        self._record(self.OwnershipAccepted, entry, reason=reason)
+
+    def decline(self, entry: Entry, reason: str) -> None:
+        self._record(self.OwnershipDeclined, entry, reason=reason)
+
+    def withdraw_offer(self, entry: Entry, reason: str | None) -> None:
+        self._record(self.OfferWithdrawn, entry, reason=reason)
+
+    def release(self, entry: Entry, reason: str) -> None:
+        self._record(self.OwnershipReleased, entry, reason=reason)
+
+    def transfer_custody(self, entry: Entry, to_unit: str) -> None:
+        self._record(self.CustodyTransferred, entry, to_unit=to_unit)
+
+    def escalate(self, entry: Entry, to_role: str, issue: str, decision_due: datetime | None) -> None:
+        self._record(self.EscalationRaised, entry, to_role=to_role, issue=issue, decision_due=decision_due)
+
+    def decide(self, entry: Entry, **fields: Any) -> None:
+        if fields["outcome"] == "DEFER" and fields.get("revisit_by") is None:
+            raise RuleViolation(
+                "defer-needs-revisit", f"{self.reference}: a DEFER decision must say when it will be revisited (revisit_by)"
+            )
+        if fields["outcome"] != "DEFER" and fields.get("revisit_by") is not None:
+            raise RuleViolation("revisit-only-for-defer", f"{self.reference}: revisit_by belongs to DEFER decisions only")
+        self._record(self.DecisionRecorded, entry, **fields)
+
+    def review(self, entry: Entry, progress: str, owner_confirmed: str, next_review_by: datetime | None) -> None:
+        self._record(self.ReviewRecorded, entry, progress=progress, owner_confirmed=owner_confirmed, next_review_by=next_review_by)
+
+    def receive_external_request(self, entry: Entry, requester: str, summary: str) -> None:
+        self._record(self.ExternalRequestReceived, entry, requester=requester, summary=summary)
+
+    def send_external_reply(self, entry: Entry, reply_to: str) -> None:
+        self._record(self.ExternalReplySent, entry, reply_to=reply_to)
+
+    def add_note(self, entry: Entry, text: str, claim: dict[str, str] | None) -> None:
+        self._record(self.NoteAdded, entry, text=text, claim=claim)
+
+    def close(self, entry: Entry, reason: str) -> None:
+        self._record(self.Closed, entry, reason=reason)
+
+    def reopen(self, entry: Entry, reason: str) -> None:
+        self._record(self.Reopened, entry, reason=reason)
+
+    def check_open_at(self, entry: Entry) -> None:
+        """For events recorded on the referral's subjects: the referral must be open then."""
+        check_clocks(self.reference, entry, earliest=self.received_at, last_recorded=None)
+        if self.state_at(entry.occurred_at).status == CLOSED:
+            raise RuleViolation("closed-referral", f"{self.reference} was closed at {iso(entry.occurred_at)}; reopen it first")
+
+    def _record(self, event_class: type[LedgerEvent], entry: Entry, **fields: Any) -> None:
+        check_clocks(self.reference, entry, earliest=self.received_at, last_recorded=self.history[-1].recorded_at)
+        refusal = self.state_at(entry.occurred_at).refusal(event_class, entry.actor.unit, fields.get("to_unit"))
+        if refusal is not None:
+            raise RuleViolation(refusal[0], f"{self.reference}: {refusal[1]} at {iso(entry.occurred_at)}")
+        self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **fields)
+
+
+def entry_fields(entry: Entry) -> dict[str, Any]:
+    return {
+        "occurred_at": entry.occurred_at,
+        "actor": entry.actor.as_dict(),
+        "late_reason": entry.late_reason,
+        "source_recorded_at": entry.source_recorded_at,
+        "source": entry.source,
+    }
+
+
+def check_clocks(name: str, entry: Entry, earliest: datetime | None, last_recorded: datetime | None) -> None:
+    """The two-clock invariants every event must satisfy (DESIGN 3.2, 3.6)."""
+    if entry.source_recorded_at is not None and entry.source_recorded_at > entry.ingested_at + FUTURE_SKEW:
+        raise RuleViolation("not-in-future", f"{name}: recorded_at {iso(entry.source_recorded_at)} is in the future")
+    if entry.occurred_at > entry.recorded_at + FUTURE_SKEW:
+        raise RuleViolation(
+            "not-in-future", f"{name}: occurred_at {iso(entry.occurred_at)} is after its recording time {iso(entry.recorded_at)}"
+        )
+    if earliest is not None and entry.occurred_at < earliest:
+        raise RuleViolation("not-before-receipt", f"{name}: occurred_at {iso(entry.occurred_at)} is before receipt at {iso(earliest)}")
+    if last_recorded is not None and entry.recorded_at < last_recorded:
+        raise RuleViolation(
+            "recording-order", f"{name}: recorded_at {iso(entry.recorded_at)} is before the previous recorded event ({iso(last_recorded)})"
+        )
+    if entry.recorded_at - entry.occurred_at > LATE_AFTER and not (entry.late_reason or "").strip():
+        raise RuleViolation(
+            "late-needs-reason", f"{name}: recorded more than 24 h after it occurred ({iso(entry.occurred_at)}); give a late reason"
+        )
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An open offer of ownership."""
+
+    to_unit: str
+    offered_at: datetime
+    reply_due: datetime | None
+    offered_by: dict[str, str]
+
+
+@dataclass
+class ReferralState:
+    """Ownership, custody and status at one instant; evolves one event at a time.
+
+    ``refusal`` says why an event cannot happen in this state (the invariants), and
+    ``apply`` skips such events, so a fold over a history whose late entries landed out of
+    order stays well defined.
+    """
+
+    reference: str
+    received_at: datetime
+    custodian_unit: str
+    custodian_since: datetime
+    status: str = OPEN
+    owner_unit: str | None = None
+    owner_person: str | None = None
+    owner_since: datetime | None = None
+    unowned_since: datetime | None = None
+    open_offer: Offer | None = None
+    closed_at: datetime | None = None
+
+    @classmethod
+    def received(cls, event: Referral.Received) -> ReferralState:
+        return cls(
+            reference=event.reference,
+            received_at=event.occurred_at,
+            custodian_unit=event.custodian_unit,
+            custodian_since=event.occurred_at,
+            unowned_since=event.occurred_at,
+        )
+
+    def copy(self) -> ReferralState:
+        return replace(self)
+
+    def refusal(self, kind: type[LedgerEvent], actor_unit: str, to_unit: str | None = None) -> tuple[str, str] | None:
+        """(rule id, reason) if an event of ``kind`` by ``actor_unit`` is not allowed now."""
+        if kind is Referral.Received:
+            return ("received-once", "the referral was already received")
+        if self.status == CLOSED:
+            if kind in (Referral.Reopened, Referral.NoteAdded):
+                return None
+            return ("closed-referral", "the referral is closed; only a reopening or a note can be recorded")
+        if kind is Referral.Reopened:
+            return ("reopen-closed-only", "the referral is not closed")
+        if kind is Referral.OwnershipOffered:
+            if self.open_offer is not None:
+                return ("one-open-offer", f"an offer to {self.open_offer.to_unit} is still open; it must be answered or withdrawn first")
+            if to_unit == self.owner_unit:
+                return ("offer-to-other-unit", f"{to_unit} already owns the referral")
+        elif kind in (Referral.OwnershipAccepted, Referral.OwnershipDeclined):
+            if self.open_offer is None:
+                return ("open-offer-required", "no offer of ownership was open")
+            if actor_unit != self.open_offer.to_unit:
+                return ("offered-unit-only", f"the open offer is to {self.open_offer.to_unit}; {actor_unit} cannot answer it")
+        elif kind is Referral.OfferWithdrawn:
+            if self.open_offer is None:
+                return ("open-offer-required", "no offer of ownership was open")
+        elif kind is Referral.OwnershipReleased:
+            if self.owner_unit is None:
+                return ("owner-unit-only", "nobody owned the referral")
+            if actor_unit != self.owner_unit:
+                return ("owner-unit-only", f"only the owner {self.owner_unit} can release it, not {actor_unit}")
+        elif kind is Referral.CustodyTransferred:
+            if actor_unit != self.custodian_unit:
+                return ("custodian-unit-only", f"only the custodian {self.custodian_unit} can transfer custody, not {actor_unit}")
+            if to_unit == self.custodian_unit:
+                return ("custody-to-other-unit", f"{to_unit} already holds custody")
+        return None
+
+    def apply(self, event: LedgerEvent) -> bool:
+        """Evolve by one event; False (and no change) if the event cannot apply here."""
+        if self.refusal(type(event), event.actor_unit, getattr(event, "to_unit", None)) is not None:
+            return False
+        at = event.occurred_at
+        if isinstance(event, Referral.OwnershipOffered):
+            self.open_offer = Offer(event.to_unit, at, event.reply_due, event.actor)
+        elif isinstance(event, Referral.OwnershipAccepted):
+            self.owner_unit, self.owner_person, self.owner_since = event.actor_unit, event.actor["person"], at
+            self.unowned_since = None
+            self.open_offer = None
+        elif isinstance(event, Referral.OwnershipDeclined | Referral.OfferWithdrawn):
+            self.open_offer = None
+        elif isinstance(event, Referral.OwnershipReleased):
+            self._unown(at)
+        elif isinstance(event, Referral.CustodyTransferred):
+            self.custodian_unit, self.custodian_since = event.to_unit, at
+        elif isinstance(event, Referral.Closed):
+            self._unown(at)
+            self.unowned_since = None
+            self.open_offer = None
+            self.status, self.closed_at = CLOSED, at
+        elif isinstance(event, Referral.Reopened):
+            self.status, self.closed_at, self.unowned_since = OPEN, None, at
+        return True
+
+    def _unown(self, at: datetime) -> None:
+        self.owner_unit = self.owner_person = self.owner_since = None
+        self.unowned_since = at
+
+
+def business_order(events: Iterable[LedgerEvent]) -> list[LedgerEvent]:
+    """Events by ``occurred_at``, ties broken by recording order (stream version)."""
+    return sorted(events, key=lambda e: (e.occurred_at, e.recorded_at, e.originator_version))
+
+
+def fold_state(history: Sequence[LedgerEvent], until: datetime | None = None) -> ReferralState:
+    """The state after every event of ``history`` that occurred at or before ``until``."""
+    ordered = business_order(history)
+    first = ordered[0]
+    assert isinstance(first, Referral.Received)
+    state = ReferralState.received(first)
+    for event in ordered[1:]:
+        if until is not None and event.occurred_at > until:
+            break
+        state.apply(event)
+    return state

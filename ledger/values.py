@@ -1,0 +1,137 @@
+"""Small values shared by the domain: actors, instants and who-did-what-when stamps."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from ledger.errors import InvalidInput
+
+#: recorded − occurred beyond this makes an entry late; it must then carry a reason.
+LATE_AFTER = timedelta(hours=24)
+#: late beyond this needs a supervisor's attestation.
+ATTESTATION_AFTER = timedelta(days=7)
+#: clocks of different machines disagree a little; this much "future" is tolerated.
+FUTURE_SKEW = timedelta(minutes=5)
+
+RISK_BANDS = ("LOW", "MEDIUM", "HIGH", "VERY_HIGH")
+DECISION_OUTCOMES = ("ASSIGN_OWNER", "DEFER", "REJECT", "NO_FURTHER_ACTION", "CLOSE")
+
+_ACTOR = re.compile(r"^(?P<person>[^:@\s]+):(?P<role>[^:@\s]+)@(?P<unit>[^:@\s]+)$")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a pseudonymous staff id, their role and their unit."""
+
+    person: str
+    role: str
+    unit: str
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        match = _ACTOR.match(text.strip())
+        if match is None:
+            raise InvalidInput(f"actor {text!r} is not of the form PERSON:ROLE@UNIT")
+        return cls(match["person"], match["role"], match["unit"])
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Actor:
+        if not isinstance(value, dict) or set(value) != {"person", "role", "unit"}:
+            raise InvalidInput("actor must be an object with exactly person, role and unit")
+        if not all(isinstance(v, str) and v.strip() for v in value.values()):
+            raise InvalidInput("actor person, role and unit must be non-empty strings")
+        return cls(value["person"], value["role"], value["unit"])
+
+    def as_dict(self) -> dict[str, str]:
+        return {"person": self.person, "role": self.role, "unit": self.unit}
+
+    def __str__(self) -> str:
+        return f"{self.person}:{self.role}@{self.unit}"
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """Who records an event, when it happened, and (for migrations) when and where it
+    was first recorded. ``occurred_at`` None means "now"."""
+
+    actor: Actor
+    occurred_at: datetime | None = None
+    late_reason: str | None = None
+    #: the source system's recording time, carried by ``import --historical`` only.
+    source_recorded_at: datetime | None = None
+    #: provenance of imported events: {"file": sha256, "line": n}.
+    source: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stamp resolved against the ledger's clock: every instant is known."""
+
+    actor: Actor
+    occurred_at: datetime
+    #: when the ledger took the event in (the library's event timestamp).
+    ingested_at: datetime
+    late_reason: str | None
+    source_recorded_at: datetime | None
+    source: dict[str, Any] | None
+
+    @property
+    def recorded_at(self) -> datetime:
+        return self.source_recorded_at or self.ingested_at
+
+    @classmethod
+    def resolve(cls, stamp: Stamp, now: datetime) -> Entry:
+        return cls(
+            actor=stamp.actor,
+            occurred_at=stamp.occurred_at or now,
+            ingested_at=now,
+            late_reason=stamp.late_reason,
+            source_recorded_at=stamp.source_recorded_at,
+            source=stamp.source,
+        )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_instant(text: str, what: str = "time") -> datetime:
+    """An ISO 8601 instant with a zone (``2024-03-11T08:40:00Z``), as UTC.
+
+    A bare date (``2024-03-11``) means its start, UTC, for convenience on the command line.
+    """
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{what} {text!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        if len(value) == 10:
+            return parsed.replace(tzinfo=UTC)
+        raise InvalidInput(f"{what} {text!r} has no time zone (add Z for UTC)")
+    return parsed.astimezone(UTC)
+
+
+def iso(instant: datetime) -> str:
+    """ISO 8601 UTC with ``Z``; seconds precision unless there are microseconds."""
+    instant = instant.astimezone(UTC)
+    if instant.microsecond:
+        return instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def days(delta: timedelta) -> float:
+    """Elapsed days (86,400 s) rounded to two decimals, as every answer reports them."""
+    return round(delta.total_seconds() / 86400, 2)
+
+
+def referral_id(reference: str) -> UUID:
+    return uuid5(NAMESPACE_URL, "referral/" + reference)
+
+
+def subject_id(reference: str, subject: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"subject/{reference}/{subject}")

