@@ -13,13 +13,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog
+from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, Notification
 
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.referral import LedgerEvent, Referral
-from ledger.subject import Subject
+from ledger.subject import Subject, SubjectListed, directory_id
 from ledger.values import Entry, Stamp, referral_id, subject_id, utcnow
 
 A = TypeVar("A", bound=Aggregate)
@@ -38,6 +38,8 @@ class Ledger(Application[UUID]):
         super().__init__(env)
         self.clock = clock
         self._batch: dict[UUID, Aggregate] | None = None
+        self._batch_logged: list[DomainEvent] = []
+        self._directory_next: dict[str, int] = {}
 
     # --- the shape every command shares -------------------------------------------
 
@@ -78,27 +80,28 @@ class Ledger(Application[UUID]):
     def subject(self, reference: str, subject: str) -> Subject:
         return self._get(Subject, subject_id(reference, subject), f"subject {subject} of {reference}")
 
-    def _keep(self, *aggregates: Aggregate) -> None:
+    def _keep(self, *aggregates: Aggregate, logged: Sequence[DomainEvent] = ()) -> None:
         if self._batch is None:
             try:
-                self.save(*aggregates)
+                self.save(*aggregates, *logged)
             except IntegrityError:
                 raise ConcurrentUpdate("another recording on the same referral got there first; run the command again") from None
         else:
             for aggregate in aggregates:
                 self._batch[aggregate.id] = aggregate
+            self._batch_logged.extend(logged)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Record many commands, then save them all in one transaction (or none of them)."""
         if self._batch is not None:
             raise RuntimeError("batches do not nest")
-        self._batch = {}
+        self._batch, self._batch_logged, self._directory_next = {}, [], {}
         try:
             yield
-            pending = list(self._batch.values())
+            pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged]
         finally:
-            self._batch = None
+            self._batch, self._batch_logged, self._directory_next = None, [], {}
         try:
             self.save(*pending)
         except IntegrityError:
@@ -199,8 +202,30 @@ class Ledger(Application[UUID]):
         sid = subject_id(reference, subject)
         if self._exists(sid):
             raise RuleViolation("extracted-once", f"subject {subject} of {reference} was already extracted")
-        self._keep(Subject.extract(entry, sid, reference, subject, category))
+        self._keep(Subject.extract(entry, sid, reference, subject, category), logged=[self._list_subject(reference, subject)])
         return sid
+
+    def _directory(self, reference: str) -> EventSourcedLog[SubjectListed]:
+        return EventSourcedLog(self.events, directory_id(reference), SubjectListed)
+
+    def _list_subject(self, reference: str, subject: str) -> SubjectListed:
+        directory = self._directory(reference)
+        if self._batch is None or reference not in self._directory_next:
+            last = directory.get_last()
+            next_version = 1 if last is None else last.originator_version + 1
+        else:
+            next_version = self._directory_next[reference]
+        if self._batch is not None:
+            self._directory_next[reference] = next_version + 1
+        return directory.trigger_event(next_originator_version=next_version, subject=subject)
+
+    def subject_refs(self, reference: str) -> list[str]:
+        """The subjects of a referral, in the order they were added."""
+        return [listed.subject for listed in self._directory(reference).get()]
+
+    def subject_events(self, reference: str) -> dict[str, list[LedgerEvent]]:
+        """Each subject of a referral → its events in recording order."""
+        return {subject: self.stream_events(subject_id(reference, subject)) for subject in self.subject_refs(reference)}
 
     def _subject_command(self, reference: str, stamp: Stamp, subject: str, command: Callable[..., None], **fields: Any) -> None:
         entry = self._entry(stamp)

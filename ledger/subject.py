@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEvent
+from eventsourcing.utils import register_topic
 
 from ledger.errors import RuleViolation
 from ledger.integrity import GENESIS, event_hash
@@ -148,6 +149,24 @@ class Subject(Aggregate, created_event_name="Extracted"):
         if refusal is not None:
             raise RuleViolation(refusal[0], f"{self.name}: {refusal[1]} at {iso(entry.occurred_at)}")
         self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **fields)
+
+
+class SubjectListed(DomainEvent):
+    """A subject was added to its referral's subject directory (an index, not a decision).
+
+    The directory is one short stream per referral, written in the same transaction as the
+    subject's first event, so the subjects of a referral are found without a scan.
+    """
+
+    TOPIC = "refledger:SubjectDirectory.SubjectListed"
+    subject: str
+
+
+register_topic(SubjectListed.TOPIC, SubjectListed)
+
+
+def directory_id(reference: str) -> UUID:
+    return uuid5(NAMESPACE_URL, "subject-directory/" + reference)
 
 
 @dataclass
