@@ -6,8 +6,15 @@ from typing import Any
 
 import click
 
+from commands.audit import audit_group, backlog_command, projections_group
+from commands.demo import demo
+from commands.integrity import checkpoint, keygen, proof, verify, verify_proof_command
+from commands.obligations import obligations_command, policy_group
+from commands.ownership import history_command, owner_command, timeline_command
 from commands.record import REFERRAL_COMMANDS, import_command, subject_group
+from commands.report import report_command
 from commands.session import Session
+from commands.subjects import package_command, subjects_group
 
 
 class LedgerGroup(click.Group):
@@ -36,9 +43,16 @@ class LedgerGroup(click.Group):
 )
 @click.option("--as", "actor", metavar="PERSON:ROLE@UNIT", envvar="REFLEDGER_ACTOR", help="Who records (for record commands).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON from every command.")
+@click.option(
+    "--policy",
+    "policy_file",
+    metavar="FILE",
+    envvar="REFLEDGER_POLICY",
+    help="Policy rules (TOML) for every answer that judges obligations (default: the built-in rules; see 'refledger policy show').",
+)
 @click.version_option(package_name="referral-ledger", prog_name="refledger")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool) -> None:
+def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool, policy_file: str | None) -> None:
     """Referral Ledger: who owned each referral when, what is overdue, and proof that the
     record was not altered. Every action is an immutable event.
 
@@ -46,7 +60,7 @@ def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool) -
     Example:
       refledger demo
     """
-    ctx.obj = Session(db=db, actor_text=actor, as_json=as_json)
+    ctx.obj = Session(db=db, actor_text=actor, as_json=as_json, policy_file=policy_file)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -78,6 +92,23 @@ for _command in REFERRAL_COMMANDS:
     main.add_command(_command)
 main.add_command(subject_group)
 main.add_command(import_command)
+main.add_command(subjects_group)
+main.add_command(package_command)
+main.add_command(owner_command)
+main.add_command(history_command)
+main.add_command(timeline_command)
+main.add_command(obligations_command)
+main.add_command(policy_group)
+main.add_command(keygen)
+main.add_command(checkpoint)
+main.add_command(verify)
+main.add_command(proof)
+main.add_command(verify_proof_command)
+main.add_command(audit_group)
+main.add_command(backlog_command)
+main.add_command(projections_group)
+main.add_command(report_command)
+main.add_command(demo)
 
 
 if __name__ == "__main__":

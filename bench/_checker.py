@@ -41,8 +41,7 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         (
             "received",
             "originator channel custodian_unit",
-            "reference originator_reference claimed_subject_count grading handling_conditions "
-            "package_hash immediate_risk",
+            "reference originator_reference claimed_subject_count grading handling_conditions package_hash immediate_risk",
         ),
         ("assessed", "risk_band immediate_risk rationale", "grading recommended_lead_unit"),
         ("ownership_offered", "to_unit", "reply_due"),
@@ -90,7 +89,8 @@ def _epoch(text: Any, name: str) -> int:
     if match is None:
         raise Violation(f"{name} {text!r} is not ISO 8601 UTC with Z")
     try:
-        moment = datetime(*map(int, match.groups()), tzinfo=UTC)  # type: ignore[misc]
+        year, month, day, hour, minute, second = map(int, match.groups())
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as error:
         raise Violation(f"{name} {text!r}: {error}") from None
     return int(moment.timestamp())
@@ -129,13 +129,9 @@ def _check_shape(record: Any) -> None:
         raise Violation("actor must be {person, role, unit}")
     if not all(isinstance(v, str) and v for v in actor.values()):
         raise Violation("actor fields must be non-empty strings")
-    if "grading" in record and (
-        not isinstance(record["grading"], dict) or set(record["grading"]) != {"scheme", "value"}
-    ):
+    if "grading" in record and (not isinstance(record["grading"], dict) or set(record["grading"]) != {"scheme", "value"}):
         raise Violation("grading must be {scheme, value}")
-    if "claim" in record and (
-        not isinstance(record["claim"], dict) or set(record["claim"]) != {"type", "unit"}
-    ):
+    if "claim" in record and (not isinstance(record["claim"], dict) or set(record["claim"]) != {"type", "unit"}):
         raise Violation("claim must be {type, unit}")
     if kind == "received" and record.get("reference", record["referral"]) != record["referral"]:
         raise Violation("received: reference differs from referral")
@@ -227,9 +223,7 @@ class _ReferralState:
         elif kind == "review_recorded":
             expected = self.owner or "unowned"
             if record["owner_confirmed"] != expected:
-                raise Violation(
-                    f"policy: review confirms {record['owner_confirmed']}, owner is {expected}"
-                )
+                raise Violation(f"policy: review confirms {record['owner_confirmed']}, owner is {expected}")
         elif kind == "external_request_received":
             self.requests_unanswered += 1
         elif kind == "external_reply_sent":
@@ -313,10 +307,7 @@ class Report:
 
     def summary(self) -> str:
         mode = "historical" if self.historical else "normal"
-        head = (
-            f"checked {self.lines} lines ({mode}), {self.referrals} referrals, "
-            f"{self.late} late (>24 h) entries: "
-        )
+        head = f"checked {self.lines} lines ({mode}), {self.referrals} referrals, {self.late} late (>24 h) entries: "
         return head + (f"FIRST VIOLATION {self.violation}" if self.violation else "no violations")
 
 

@@ -117,13 +117,10 @@ _BANDS = ("LOW", "MEDIUM", "HIGH", "VERY_HIGH")
 _BAND_WEIGHTS = (0.34, 0.42, 0.17, 0.07)
 _CADENCE_DAYS = {"LOW": 28, "MEDIUM": 28, "HIGH": 14, "VERY_HIGH": 7}
 _RATIONALES = (
-    "Chat logs suggest ongoing contact between an adult account and a child; location resolves "
-    "to one force area.",
+    "Chat logs suggest ongoing contact between an adult account and a child; location resolves to one force area.",
     "Uploads of indecent images from a single account; no sign of current contact offending.",
-    "Payments to an overseas livestream facilitator; small, old amounts and no known access to "
-    "children.",
-    "Account shared known material in a closed group; identity resolution needed before "
-    "allocation.",
+    "Payments to an overseas livestream facilitator; small, old amounts and no known access to children.",
+    "Account shared known material in a closed group; identity resolution needed before allocation.",
     "Report names a school employee; safeguarding checks with the local authority required.",
 )
 _DECLINE_REASONS = (
@@ -133,8 +130,7 @@ _DECLINE_REASONS = (
     "Insufficient detail to act; needs further research before allocation.",
 )
 _RELEASE_REASONS = (
-    "Remaining work is international enquiries, outside this unit's remit. Returned for "
-    "reallocation.",
+    "Remaining work is international enquiries, outside this unit's remit. Returned for reallocation.",
     "Team redeployed to a priority operation; returned for reallocation.",
     "Identity resolution complete; hand-off to another unit required.",
 )
@@ -211,8 +207,7 @@ _LATE_REASONS = {
     "review_recorded": "Review held on paper; entered when the inspector returned from leave.",
     "external_reply_sent": "Reply sent by e-mail; not entered until the weekly reconciliation.",
     "force_action_recorded": "Force reported the action late through its liaison officer.",
-    "ownership_accepted": "Accepted by e-mail to the tasking desk; not entered until the weekly "
-    "reconciliation.",
+    "ownership_accepted": "Accepted by e-mail to the tasking desk; not entered until the weekly reconciliation.",
 }
 
 # Which events may be recorded late, and which events may be recorded while one is pending
@@ -223,14 +218,10 @@ _LATE_BLOCKERS: dict[str, frozenset[str]] = {
     "note_added": frozenset(),
     # Replies are matched to requests first in, first out: keep their recording order.
     "external_reply_sent": frozenset({"closed", "reopened", "external_reply_sent"}),
-    "review_recorded": frozenset(
-        {"closed", "reopened", "ownership_accepted", "ownership_released"}
-    ),
+    "review_recorded": frozenset({"closed", "reopened", "ownership_accepted", "ownership_released"}),
     "force_action_recorded": frozenset({"closed", "reopened"}),
 }
-_LATE_ACCEPT_COMPANIONS = frozenset(
-    {"note_added", "custody_transferred", "external_request_received", "external_reply_sent"}
-)
+_LATE_ACCEPT_COMPANIONS = frozenset({"note_added", "custody_transferred", "external_request_received", "external_reply_sent"})
 _LATE_PROBABILITY = 0.06  # per eligible event; about 1.5 % of all events end up late
 
 # --- Time helpers. ---------------------------------------------------------------------------
@@ -288,11 +279,7 @@ class _ReferralStory:
         self.pace = pace
         self.plan_close = may_close and rng.random() < 0.72
         # A few referrals are closed part-way and reopened later.
-        self.reopen_at = (
-            rng.randrange(budget // 3, budget // 2)
-            if may_close and budget >= 12 and rng.random() < 0.05
-            else -1
-        )
+        self.reopen_at = rng.randrange(budget // 3, budget // 2) if may_close and budget >= 12 and rng.random() < 0.05 else -1
         self.events: list[list[Any]] = []
         self.owner: str | None = None
         self.custodian = ""
@@ -311,7 +298,6 @@ class _ReferralStory:
         self.subjects_planned = 0
         self.subjects_made = 0
         self.subject_force: dict[str, str] = {}
-        self.subject_band: dict[str, str] = {}
         self.extracted: list[str] = []  # awaiting triage
         self.triaged: list[str] = []  # awaiting dissemination (incl. returned by a force)
         self.in_transit: list[str] = []
@@ -321,7 +307,7 @@ class _ReferralStory:
     # -- plumbing --
 
     def _person(self, unit: str, role: str) -> dict[str, str]:
-        return self.rng.choice(ROSTER[unit, role])
+        return dict(self.rng.choice(ROSTER[unit, role]))  # a copy: callers may edit records
 
     def _emit(
         self,
@@ -405,9 +391,9 @@ class _ReferralStory:
         if remaining == 1 and self.plan_close:
             self._closed()
             return
-        self._choose_action(remaining)
+        self._choose_action()
 
-    def _choose_action(self, remaining: int) -> None:
+    def _choose_action(self) -> None:
         actions: list[tuple[float, Any]] = []
         add = actions.append
         if self.owner is not None:
@@ -486,9 +472,7 @@ class _ReferralStory:
             offerer = self._person("U-INTAKE", "head-of-tasking")
         if self.assign_to is not None and self.assign_to != self.owner:
             to_unit = self.assign_to
-        elif self.lead_unit is not None and self.lead_unit not in self.declined and (
-            self.owner is None and rng.random() < 0.7
-        ):
+        elif self.lead_unit is not None and self.lead_unit not in self.declined and (self.owner is None and rng.random() < 0.7):
             to_unit = self.lead_unit
         else:
             choices = [u for u in OWNER_UNITS if u != self.owner and u not in self.declined]
@@ -601,7 +585,10 @@ class _ReferralStory:
         if rng.random() < 0.7:
             fields["options_considered"] = ["assign now", "assign to another unit", "defer"]
         t = self._emit(
-            "decision_recorded", self._person("U-INTAKE", "head-of-tasking"), fields, self._days(1, 9)
+            "decision_recorded",
+            self._person("U-INTAKE", "head-of-tasking"),
+            fields,
+            self._days(1, 9),
         )
         if outcome == "DEFER":
             fields["revisit_by"] = iso(t + rng.randint(3, 14) * DAY)
@@ -702,7 +689,6 @@ class _ReferralStory:
             self._days(0.2, 4),
             subject,
         )
-        self.subject_band[subject] = band
         self.subject_force[subject] = force
         # A few subjects are closed straight after triage (e.g. found to be victims).
         if rng.random() < 0.08:
@@ -786,12 +772,10 @@ def _late_conflict(late: list[Any], other: list[Any]) -> bool:
         return other[1] not in _LATE_ACCEPT_COMPANIONS
     if other[1] in _LATE_BLOCKERS[kind]:
         return True
-    return kind == "force_action_recorded" and other[4] == late[4]
+    return kind == "force_action_recorded" and other[4] is not None and other[4] == late[4]
 
 
-def _recording_times(
-    rng: random.Random, events: list[list[Any]], end: int
-) -> tuple[list[int], dict[int, str]]:
+def _recording_times(rng: random.Random, events: list[list[Any]], end: int) -> tuple[list[int], dict[int, str]]:
     """Recorded time per event and the late_reason of the few recorded late (by index)."""
     recorded: list[int] = []
     previous = 0
@@ -835,23 +819,24 @@ def _recording_times(
 def _budgets(rng: random.Random, total: int, count: int) -> tuple[list[int], list[bool]]:
     """Events per referral (summing exactly to ``total``) and which referrals are bulk."""
     bulk = [rng.random() < 0.12 for _ in range(count)]
-    weights = [
-        rng.lognormvariate(math.log(22.0), 0.5) if is_bulk else rng.lognormvariate(math.log(7.5), 0.45)
-        for is_bulk in bulk
-    ]
+    weights = [rng.lognormvariate(math.log(22.0), 0.5) if is_bulk else rng.lognormvariate(math.log(7.5), 0.45) for is_bulk in bulk]
     scale = total / sum(weights)
     budgets = [max(1, round(w * scale)) for w in weights]
+    # Rounding leaves the sum a little off: spread the difference one event at a time.
+    # (count <= total, so while the sum is too big some referral has more than 1 event.)
     difference = total - sum(budgets)
-    while difference:
-        index = rng.randrange(count)
-        if difference > 0:
-            budgets[index] += 1
-            difference -= 1
-        elif budgets[index] > 2:
-            budgets[index] -= 1
-            difference += 1
-        elif all(b <= 1 for b in budgets):  # pragma: no cover - only if count > total
-            break
+    while difference > 0:
+        budgets[rng.randrange(count)] += 1
+        difference -= 1
+    shrinkable = [index for index, budget in enumerate(budgets) if budget > 1]
+    while difference < 0:
+        slot = rng.randrange(len(shrinkable))
+        index = shrinkable[slot]
+        budgets[index] -= 1
+        difference += 1
+        if budgets[index] == 1:
+            shrinkable[slot] = shrinkable[-1]
+            shrinkable.pop()
     return budgets, bulk
 
 
@@ -876,8 +861,7 @@ def generate(
     defaults to three years after start (at most 30 days before today). With
     ``big_referral_events`` M, one more referral, ``BIG_REFERENCE``, gets M events (within the
     total), all on the referral stream (no subjects), received on the first day. In historical
-    mode each record carries ``recorded_at``; otherwise each carries ``late_reason``. Records
-    share nested dicts (actor, grading): treat them as read-only.
+    mode each record carries ``recorded_at``; otherwise each carries ``late_reason``.
     """
     if events < 1:
         raise ValueError("events must be at least 1")
@@ -895,9 +879,7 @@ def generate(
     rng = random.Random(seed)
     budgets, bulk = _budgets(rng, rest, count) if count else ([], [])
     tail = min(90 * DAY, (end_ts - start_ts) // 4)
-    receipts = sorted(
-        rng.randrange(start_ts, end_ts - tail) // MINUTE * MINUTE for _ in range(count)
-    )
+    receipts = sorted(rng.randrange(start_ts, end_ts - tail) // MINUTE * MINUTE for _ in range(count))
     # (received at, reference, budget, bulk, pace, may close); the big referral comes first.
     plan: list[tuple[int, str, int, bool, float, bool]] = []
     if big:
@@ -906,9 +888,7 @@ def generate(
         plan.append((start_ts + DAY + 9 * HOUR, BIG_REFERENCE, big, False, pace, False))
     for index, received_at in enumerate(receipts):
         year = iso(received_at)[:4]
-        plan.append(
-            (received_at, f"R-{year}-{index + 1:06d}", budgets[index], bulk[index], 1.0, True)
-        )
+        plan.append((received_at, f"R-{year}-{index + 1:06d}", budgets[index], bulk[index], 1.0, True))
     plan.sort(key=lambda item: item[0])
     return _merge(rng, plan, end_ts, historical)
 
@@ -923,12 +903,17 @@ def _merge(
     push, pop = heapq.heappush, heapq.heappop
     for number, (received_at, reference, budget, is_bulk, pace, may_close) in enumerate(plan):
         # Nothing generated later can be recorded before this referral's receipt.
-        while pending and (
-            pending[0][0] < received_at or (pending[0][0] == received_at and pending[0][1] < number)
-        ):
+        while pending and (pending[0][0] < received_at or (pending[0][0] == received_at and pending[0][1] < number)):
             yield pop(pending)[3]
         story = _ReferralStory(
-            rng, reference, received_at, budget, bulk=is_bulk, end=end, pace=pace, may_close=may_close
+            rng,
+            reference,
+            received_at,
+            budget,
+            bulk=is_bulk,
+            end=end,
+            pace=pace,
+            may_close=may_close,
         )
         story_events = story.run()
         recorded, late = _recording_times(rng, story_events, end)
@@ -973,8 +958,7 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any]])
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Write a synthetic referral ledger as import JSON Lines (DESIGN.md 9).",
-        epilog="Example: python bench/generate.py --events 1000000 --historical "
-        "--out /tmp/ledger.jsonl --check",
+        epilog="Example: python bench/generate.py --events 1000000 --historical --out /tmp/ledger.jsonl --check",
     )
     parser.add_argument("--events", type=int, required=True, help="number of lines to write")
     parser.add_argument("--referrals", type=int, help="number of referrals (default events/10)")
@@ -994,9 +978,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="carry recorded_at on every line (for import --historical)",
     )
     parser.add_argument("--out", required=True, help="output .jsonl file")
-    parser.add_argument(
-        "--check", action="store_true", help="validate the written file with bench/_checker.py"
-    )
+    parser.add_argument("--check", action="store_true", help="validate the written file with bench/_checker.py")
     return parser.parse_args(argv)
 
 

@@ -11,10 +11,12 @@ import click
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
+    from ledger.policy import Policy
     from ledger.storage import Database
     from ledger.values import Actor
 
 ACTOR_ENV = "REFLEDGER_ACTOR"
+POLICY_ENV = "REFLEDGER_POLICY"
 
 
 class FindingsExit(click.ClickException):
@@ -36,6 +38,9 @@ class Session:
     as_json: bool = False
     _ledger: Ledger | None = field(default=None, repr=False)
     _database: Database | None = field(default=None, repr=False)
+    #: --policy FILE; None falls back to $REFLEDGER_POLICY, then the built-in rules.
+    policy_file: str | None = None
+    _policy: Policy | None = field(default=None, repr=False)
 
     def open(self) -> tuple[Ledger, Database]:
         if self._ledger is None:
@@ -52,6 +57,25 @@ class Session:
     @property
     def database(self) -> Database:
         return self.open()[1]
+
+    @property
+    def policy_source(self) -> str | None:
+        return self.policy_file or os.environ.get(POLICY_ENV) or None
+
+    @property
+    def policy(self) -> Policy:
+        """The rule set every answer that evaluates rules uses (loaded once, on first use)."""
+        if self._policy is None:
+            self._policy = self.load_policy()
+        return self._policy
+
+    def load_policy(self) -> Policy:
+        from ledger.policy import PolicyError, load_policy
+
+        try:
+            return load_policy(self.policy_source)
+        except PolicyError as error:
+            raise click.ClickException(str(error)) from None
 
     def actor(self, override: str | None = None) -> Actor:
         from ledger.errors import InvalidInput

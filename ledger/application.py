@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog
+from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEvent
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.persistence import IntegrityError, Notification, Transcoder
 
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.referral import LedgerEvent, Referral
 from ledger.subject import Subject, SubjectListed, directory_id
+from ledger.transcoder import OrjsonTranscoder
 from ledger.values import Entry, Stamp, referral_id, subject_id, utcnow
 
 A = TypeVar("A", bound=Aggregate)
@@ -40,6 +41,11 @@ class Ledger(Application[UUID]):
         self._batch: dict[UUID, Aggregate] | None = None
         self._batch_logged: list[DomainEvent] = []
         self._directory_next: dict[str, int] = {}
+        #: streams looked up and found empty during the open batch (saves a query per new stream)
+        self._batch_absent: set[UUID] = set()
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
 
     # --- the shape every command shares -------------------------------------------
 
@@ -50,9 +56,13 @@ class Ledger(Application[UUID]):
         if self._batch is not None and aggregate_id in self._batch:
             found = self._batch[aggregate_id]
         else:
+            if self._batch is not None and aggregate_id in self._batch_absent:
+                raise NotFound(f"{name} is not in the ledger")
             try:
                 found = self.repository.get(aggregate_id)
             except AggregateNotFoundError:
+                if self._batch is not None:
+                    self._batch_absent.add(aggregate_id)
                 raise NotFound(f"{name} is not in the ledger") from None
             if self._batch is not None:
                 # later commands of the batch continue from this copy (saved at the end)
@@ -62,9 +72,15 @@ class Ledger(Application[UUID]):
         return found
 
     def _exists(self, aggregate_id: UUID) -> bool:
-        if self._batch is not None and aggregate_id in self._batch:
-            return True
-        return bool(self.recorder.select_events(aggregate_id, limit=1))
+        if self._batch is not None:
+            if aggregate_id in self._batch:
+                return True
+            if aggregate_id in self._batch_absent:
+                return False
+        found = bool(self.recorder.select_events(aggregate_id, limit=1))
+        if not found and self._batch is not None:
+            self._batch_absent.add(aggregate_id)
+        return found
 
     def loaded_history(self, stream_id: UUID) -> list[LedgerEvent]:
         """The events of a stream as this ledger (or the open batch) holds them; [] if none."""
@@ -73,6 +89,24 @@ class Ledger(Application[UUID]):
         except NotFound:
             return []
         return list(getattr(found, "history", []))
+
+    def preload(self, stream_ids: Sequence[UUID]) -> None:
+        """Inside a batch: load many streams' aggregates in one read, and note the empty ones.
+
+        A bulk file touches thousands of subjects; loading each on first use would cost a
+        round trip per subject.
+        """
+        if self._batch is None:
+            raise RuntimeError("preload works inside batch() only")
+        from ledger.storage import read_streams  # storage builds Ledgers, so it imports this module
+
+        wanted = [i for i in dict.fromkeys(stream_ids) if i not in self._batch and i not in self._batch_absent]
+        for stream_id, events in read_streams(self, wanted).items():
+            aggregate = project_aggregate(None, events) if events else None
+            if isinstance(aggregate, Aggregate):
+                self._batch[stream_id] = aggregate
+            else:
+                self._batch_absent.add(stream_id)
 
     def referral(self, reference: str) -> Referral:
         return self._get(Referral, referral_id(reference), f"referral {reference}")
@@ -96,12 +130,12 @@ class Ledger(Application[UUID]):
         """Record many commands, then save them all in one transaction (or none of them)."""
         if self._batch is not None:
             raise RuntimeError("batches do not nest")
-        self._batch, self._batch_logged, self._directory_next = {}, [], {}
+        self._batch, self._batch_logged, self._directory_next, self._batch_absent = {}, [], {}, set()
         try:
             yield
             pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged]
         finally:
-            self._batch, self._batch_logged, self._directory_next = None, [], {}
+            self._batch, self._batch_logged, self._directory_next, self._batch_absent = None, [], {}, set()
         try:
             self.save(*pending)
         except IntegrityError:
@@ -224,8 +258,12 @@ class Ledger(Application[UUID]):
         return [listed.subject for listed in self._directory(reference).get()]
 
     def subject_events(self, reference: str) -> dict[str, list[LedgerEvent]]:
-        """Each subject of a referral → its events in recording order."""
-        return {subject: self.stream_events(subject_id(reference, subject)) for subject in self.subject_refs(reference)}
+        """Each subject of a referral → its events in recording order (one query for them all)."""
+        from ledger.storage import read_streams  # storage builds Ledgers, so it imports this module
+
+        subjects = {subject_id(reference, subject): subject for subject in self.subject_refs(reference)}
+        streams = read_streams(self, list(subjects))
+        return {subject: [e for e in streams[sid] if isinstance(e, LedgerEvent)] for sid, subject in subjects.items()}
 
     def _subject_command(self, reference: str, stamp: Stamp, subject: str, command: Callable[..., None], **fields: Any) -> None:
         entry = self._entry(stamp)

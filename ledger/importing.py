@@ -9,7 +9,7 @@ a command typed by hand and a line of an import are checked by the same code.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -317,6 +317,11 @@ RECORD_TYPES: tuple[RecordType, ...] = (
 )
 
 RECORD_TYPE = {t.type: t for t in RECORD_TYPES}
+_ALLOWED = {
+    (t.type, historical): COMMON_FIELDS | {f.name for f in t.fields} | ({"recorded_at"} if historical else set())
+    for t in RECORD_TYPES
+    for historical in (False, True)
+}
 
 
 @dataclass(frozen=True)
@@ -404,8 +409,7 @@ def parse_record(
     if type_name not in RECORD_TYPE:
         raise InvalidInput(f"unknown type {type_name!r}")
     record_type = RECORD_TYPE[type_name]
-    allowed = COMMON_FIELDS | {f.name for f in record_type.fields} | ({"recorded_at"} if historical else set())
-    unknown = sorted(set(record) - allowed)
+    unknown = sorted(record.keys() - _ALLOWED[type_name, historical])
     if unknown:
         hint = " (recorded_at needs --historical)" if unknown == ["recorded_at"] else ""
         raise InvalidInput(f"unknown field {unknown[0]!r} for type {type_name}{hint}")
@@ -457,33 +461,50 @@ def import_lines(
     Each event keeps its provenance ({file, line}). A file whose lines are already in a
     stream it touches is refused, so importing the same file twice cannot duplicate history.
     """
+    commands: list[tuple[int, Command]] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
+                raise InvalidInput(f"malformed JSON ({error.args[0].split(':')[0]})") from None
+            commands.append((number, parse_record(record, historical, {"file": file_sha256, "line": number})))
+        except LedgerError as error:
+            raise InvalidInput(f"line {number}: {error}") from None
+    record_commands(ledger, commands, file_sha256, progress)
+    referrals = {command.referral for _, command in commands}
+    return ImportResult(lines=len(commands), events=len(commands), referrals=len(referrals), file_sha256=file_sha256)
+
+
+def record_commands(
+    ledger: Ledger,
+    commands: Sequence[tuple[int, Command]],
+    file_sha256: str,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Run checked commands (each with its line number) in one transaction, or none of them.
+
+    The streams they touch are read in one go first; a stream that already holds events of
+    this file means the file was imported before, and the whole file is refused.
+    """
     touched: set[UUID] = set()
-    referrals: set[str] = set()
-    count = 0
     with ledger.batch():
-        for number, raw in enumerate(lines, start=1):
+        ledger.preload([command.stream_id for _, command in commands])
+        for number, command in commands:
             if progress is not None:
                 progress(number)
-            if not raw.strip():
-                continue
             try:
-                try:
-                    record = orjson.loads(raw)
-                except orjson.JSONDecodeError as error:
-                    raise InvalidInput(f"malformed JSON ({error.args[0].split(':')[0]})") from None
-                command = parse_record(record, historical, {"file": file_sha256, "line": number})
                 if command.stream_id not in touched:
                     touched.add(command.stream_id)
-                    _refuse_reimport(ledger, command.stream_id, file_sha256)
+                    refuse_reimport(ledger, command.stream_id, file_sha256)
                 command.run(ledger)
             except LedgerError as error:
                 raise InvalidInput(f"line {number}: {error}") from None
-            referrals.add(command.referral)
-            count += 1
-    return ImportResult(lines=count, events=count, referrals=len(referrals), file_sha256=file_sha256)
 
 
-def _refuse_reimport(ledger: Ledger, stream_id: UUID, file_sha256: str) -> None:
+def refuse_reimport(ledger: Ledger, stream_id: UUID, file_sha256: str) -> None:
     for event in ledger.loaded_history(stream_id):
         source = event.source
         if isinstance(source, Mapping) and source.get("file") == file_sha256:

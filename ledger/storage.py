@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
 
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import PersistenceError, StoredEvent
 
 from ledger.application import Ledger
 from ledger.errors import StorageError
@@ -174,3 +176,192 @@ def install_append_only_guards(ledger: Ledger, database: Database) -> None:
     the hash chains and signed checkpoints are for.
     """
     execute_sql(ledger, append_only_statements(database))
+
+
+#: streams per SQLite query (its default limit on bound parameters is 32,766; older builds 999).
+_STREAMS_PER_QUERY = 900
+
+
+def read_streams(ledger: Ledger, stream_ids: Sequence[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+    """The events of many streams (each in version order), read in one query, not one per stream.
+
+    A bulk package has thousands of subject streams: a round trip each made reading one
+    package on PostgreSQL cost most of a second. Other recorders (the in-memory one of the
+    unit tests) are read stream by stream.
+    """
+    recorder = ledger.recorder
+    module = type(recorder).__module__
+    rows: list[tuple[UUID, int, str, bytes]] = []
+    if module == "eventsourcing.sqlite":
+        from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+        if isinstance(recorder, SQLiteAggregateRecorder):
+            with recorder.datastore.transaction(commit=False) as cursor:
+                for start in range(0, len(stream_ids), _STREAMS_PER_QUERY):
+                    chunk = [i.hex for i in stream_ids[start : start + _STREAMS_PER_QUERY]]
+                    cursor.execute(
+                        f"SELECT originator_id, originator_version, topic, state FROM {recorder.events_table_name} "
+                        f"WHERE originator_id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                    rows += [(UUID(r["originator_id"]), r["originator_version"], r["topic"], r["state"]) for r in cursor.fetchall()]
+    elif module == "eventsourcing.postgres":
+        from eventsourcing.postgres import PostgresAggregateRecorder
+        from psycopg.sql import SQL, Identifier
+
+        if isinstance(recorder, PostgresAggregateRecorder):
+            statement = SQL("SELECT originator_id, originator_version, topic, state FROM {}.{} WHERE originator_id = ANY(%s)").format(
+                Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+            )
+            with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
+                cursor.execute(statement, [list(stream_ids)])
+                rows = [(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"])) for r in cursor.fetchall()]
+    else:
+        return {i: list(ledger.events.get(i)) for i in stream_ids}
+    found: dict[UUID, list[DomainEventProtocol[UUID]]] = {i: [] for i in stream_ids}
+    for stream_id, version, topic, state in sorted(rows, key=lambda row: row[1]):
+        found[stream_id].append(ledger.mapper.to_domain_event(StoredEvent(stream_id, version, topic, state)))
+    return found
+
+
+# --- integrity: raw reads for verification and the checkpoint table ----------------------
+
+#: one stored event as verification reads it: (log position, stream id as stored, version, topic, state)
+EventRow = tuple[int, str, int, str, bytes]
+CHECKPOINTS_TABLE = "integrity_checkpoints"
+
+
+def read_event_rows(database: Database, after: int = 0, batch_size: int = 20_000, limit: int | None = None) -> Iterator[list[EventRow]]:
+    """The stored events after log position ``after``, in log order, in batches of raw rows.
+
+    Verification reads the table on its own connection, in one snapshot, and decodes
+    nothing through the library's mapper: the checker does not trust the code path it
+    checks, and skipping the mapper is most of its speed.
+    """
+    bounded = f" LIMIT {int(limit)}" if limit is not None else ""
+    if database.backend == "sqlite":
+        try:
+            connection = sqlite3.connect(Path(database.location).resolve().as_uri() + "?mode=ro", uri=True)
+        except sqlite3.Error as error:
+            raise StorageError(f"cannot read the ledger at {database.location}: {_first_line(error)}") from None
+        try:
+            cursor = connection.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, state FROM {database.events_table} "
+                f"WHERE rowid > ? ORDER BY rowid{bounded}",
+                (after,),
+            )
+            while batch := cursor.fetchmany(batch_size):
+                yield batch
+        finally:
+            connection.close()
+        return
+    statement = (
+        f"SELECT notification_id, originator_id::text, originator_version, topic, state FROM {_qualified(database, database.events_table)} "
+        f"WHERE notification_id > %s ORDER BY notification_id{bounded}"
+    )
+    # a named (server-side) cursor streams the table instead of loading it into memory
+    with connect_postgres(database) as connection, connection.transaction(), connection.cursor("refledger_event_rows", binary=True) as cursor:
+        cursor.itersize = batch_size
+        cursor.execute(statement, (after,))
+        while batch := cursor.fetchmany(batch_size):
+            yield batch
+
+
+def count_events_through(ledger: Ledger, database: Database, position: int) -> int:
+    """How many stored events have a log position at or before ``position``."""
+    column = "rowid" if database.backend == "sqlite" else "notification_id"
+    rows = _query(ledger, database, f"SELECT COUNT(*) FROM {_qualified(database, database.events_table)} WHERE {column} <= ?", (position,))
+    return int(rows[0][0])
+
+
+def checkpoint_table_statements(database: Database) -> list[str]:
+    """The table of checkpoints (each with the Merkle frontier it extends), append-only too."""
+    table = _qualified(database, CHECKPOINTS_TABLE)
+    key = "INTEGER PRIMARY KEY AUTOINCREMENT" if database.backend == "sqlite" else "bigserial PRIMARY KEY"
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {table} (id {key}, size bigint NOT NULL, position bigint NOT NULL, "
+        "root text NOT NULL, last_leaf text, frontier text NOT NULL, checkpoint text NOT NULL)"
+    ]
+    if database.backend == "sqlite":
+        return [
+            *statements,
+            f"CREATE TRIGGER IF NOT EXISTS {CHECKPOINTS_TABLE}_no_update BEFORE UPDATE ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: UPDATE refused'); END",
+            f"CREATE TRIGGER IF NOT EXISTS {CHECKPOINTS_TABLE}_no_delete BEFORE DELETE ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: DELETE refused'); END",
+        ]
+    function = _qualified(database, "refledger_refuse_checkpoint_change")
+    return [
+        *statements,
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION 'checkpoints are append-only: % refused', TG_OP; END $$",
+        f"CREATE OR REPLACE TRIGGER {CHECKPOINTS_TABLE}_no_update_delete BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {function}()",
+    ]
+
+
+def insert_checkpoint_row(ledger: Ledger, database: Database, row: tuple[int, int, str, str | None, str, str]) -> None:
+    """Store (size, position, root, last_leaf, frontier JSON, checkpoint JSON)."""
+    _query(
+        ledger,
+        database,
+        f"INSERT INTO {_qualified(database, CHECKPOINTS_TABLE)} (size, position, root, last_leaf, frontier, checkpoint) VALUES (?, ?, ?, ?, ?, ?)",
+        row,
+        fetch=False,
+    )
+
+
+def select_checkpoint_rows(ledger: Ledger, database: Database, latest_only: bool = False) -> list[tuple[Any, ...]]:
+    """Stored checkpoints, oldest first: (size, position, root, last_leaf, frontier, checkpoint)."""
+    order = "ORDER BY id DESC LIMIT 1" if latest_only else "ORDER BY id"
+    return _query(
+        ledger, database, f"SELECT size, position, root, last_leaf, frontier, checkpoint FROM {_qualified(database, CHECKPOINTS_TABLE)} {order}", ()
+    )
+
+
+def append_only_guard_state(database: Database) -> dict[str, str]:
+    """Each append-only trigger of the events table: "enabled", "disabled" or "missing".
+
+    Read on its own connection before the ledger is opened, because opening reinstalls
+    (and re-enables) them. {} when the ledger does not exist yet.
+    """
+    table = database.events_table
+    if database.backend == "sqlite":
+        expected = [f"{table}_no_update", f"{table}_no_delete"]
+        path = Path(database.location)
+        if not path.exists():
+            return {}
+        connection = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            if not connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone():
+                return {}
+            found = {name: "enabled" for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,))}
+        finally:
+            connection.close()
+    else:
+        expected = [f"{table}_no_update_delete", f"{table}_no_truncate"]
+        with connect_postgres(database) as connection:
+            relation = connection.execute("SELECT to_regclass(%s)", (_qualified(database, table),)).fetchone()[0]
+            if relation is None:
+                return {}
+            rows = connection.execute(
+                "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal", (_qualified(database, table),)
+            ).fetchall()
+            found = {name: "disabled" if enabled == "D" else "enabled" for name, enabled in rows}
+    return {name: found.get(name, "missing") for name in expected}
+
+
+def _qualified(database: Database, table: str) -> str:
+    return table if database.backend == "sqlite" else f'"{database.schema or "public"}".{table}'
+
+
+def _query(ledger: Ledger, database: Database, statement: str, params: Sequence[Any], fetch: bool = True) -> list[tuple[Any, ...]]:
+    """One parameterised statement (``?`` placeholders) through the ledger's own datastore."""
+    if database.backend != "sqlite":
+        statement = statement.replace("?", "%s")
+    datastore: Any = ledger.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=not fetch) as cursor:
+        cursor.execute(statement, tuple(params))
+        if not fetch:
+            return []
+        return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in cursor.fetchall()]

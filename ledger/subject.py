@@ -195,8 +195,9 @@ class SubjectState:
             return ("answer-before-resend", f"it is in transit to {self.force}; record that force's acknowledgement or rejection first")
         if kind in (Subject.ForceAcknowledged, Subject.ForceRejected) and self.state != IN_TRANSIT:
             return ("dissemination-required", "it is not awaiting a force's answer (no unanswered dissemination)")
-        if kind is Subject.ForceActionRecorded and self.state not in (IN_TRANSIT, WITH_FORCE, ACTIONED):
-            return ("dissemination-required", "no force holds it (not disseminated, or rejected)")
+        if kind is Subject.ForceActionRecorded and self.state not in (WITH_FORCE, ACTIONED):
+            # an action answers an acknowledged dissemination: record the acknowledgement first
+            return ("acknowledgement-required", "no force has acknowledged it (not disseminated, awaiting an answer, or rejected)")
         return None
 
     def apply(self, event: LedgerEvent) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -129,9 +130,11 @@ def days(delta: timedelta) -> float:
     return round(delta.total_seconds() / 86400, 2)
 
 
+@lru_cache(maxsize=65536)
 def referral_id(reference: str) -> UUID:
     return uuid5(NAMESPACE_URL, "referral/" + reference)
 
 
+@lru_cache(maxsize=65536)
 def subject_id(reference: str, subject: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"subject/{reference}/{subject}")

@@ -132,3 +132,59 @@ def open_at(database_url: str) -> Iterator[Callable[..., Ledger]]:
 @pytest.fixture
 def ledger(open_at: Callable[..., Ledger], clock: Clock) -> Ledger:
     return open_at(clock)
+
+
+def raw_execute(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Run SQL on the ledger's database directly, as a database user would (no ledger code)."""
+    import sqlite3
+
+    from ledger.storage import connect_postgres
+
+    database = resolve_database(url)
+    if database.backend == "sqlite":
+        connection = sqlite3.connect(database.location)
+        try:
+            rows = connection.execute(sql).fetchall()
+            connection.commit()
+            return rows
+        finally:
+            connection.close()
+    with connect_postgres(database) as connection:
+        if database.schema:
+            connection.execute(f'SET search_path TO "{database.schema}"')
+        cursor = connection.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+def count_events(url: str) -> int:
+    table = resolve_database(url).events_table
+    try:
+        return int(raw_execute(url, f"SELECT count(*) FROM {table}")[0][0])  # type: ignore[call-overload]
+    except Exception as error:  # the table does not exist until the ledger is first opened
+        if "no such table" in str(error) or "does not exist" in str(error):
+            return 0
+        raise
+
+
+def synthetic_lines(referrals: int, notes_per_referral: int = 8) -> list[bytes]:
+    """A simple valid import file: each referral received, offered, accepted, then notes."""
+    import orjson
+
+    lines = []
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for n in range(referrals):
+        ref = f"R-SYN-{n:06d}"
+        t = start + timedelta(minutes=n)
+
+        def line(kind: str, minutes: int, unit: str, ref: str = ref, t: datetime = t, **fields: object) -> bytes:
+            at = (t + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            record = {"type": kind, "referral": ref, "occurred_at": at, "actor": {"person": "P-1", "role": "officer", "unit": unit}}
+            record["late_reason"] = "Migrated from the legacy register"
+            record.update(fields)
+            return orjson.dumps(record)
+
+        lines.append(line("received", 0, "U-INTAKE", originator="X-FORCE", channel="liaison", custodian_unit="U-INTAKE"))
+        lines.append(line("ownership_offered", 1, "U-INTAKE", to_unit="U-OPS1"))
+        lines.append(line("ownership_accepted", 2, "U-OPS1"))
+        lines.extend(line("note_added", 3 + k, "U-OPS1", text=f"Progress note {k}") for k in range(notes_per_referral))
+    return lines

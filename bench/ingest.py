@@ -1,0 +1,155 @@
+"""Ingest benchmark: the ledger's import against a bare eventsourcing Application.
+
+Imports N generated events (bench/generate.py) into a fresh SQLite file and a fresh
+PostgreSQL schema, and in the same run saves the same file's events, with the same payloads
+(both clocks, actor, provenance, a 64-character hash field, the domain fields), through a
+bare eventsourcing Application: no validation, no state, no hashing, the library's default
+JSON transcoder, one save (as the ledger does). Prints
+events/s for each and the ratio; repeats and reports medians, because the machine is noisy.
+
+    python bench/ingest.py [--events 100000] [--repeat 3] [--postgres URL | --no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from eventsourcing.application import Application  # noqa: E402
+from eventsourcing.domain import Aggregate  # noqa: E402
+
+from ledger.importing import import_file  # noqa: E402
+from ledger.storage import connect_postgres, open_ledger, resolve_database  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+
+
+class Stream(Aggregate):
+    """A bare aggregate: no state, no rules. Its events carry what a ledger event stores."""
+
+    class Happened(Aggregate.Event):
+        occurred_at: datetime
+        actor: dict[str, str]
+        late_reason: str | None
+        source_recorded_at: datetime | None
+        source: dict[str, Any] | None
+        prev_hash: str
+        data: dict[str, Any]
+
+
+def bare_rate(env: dict[str, str], path: Path) -> float:
+    """Save the file's events, with the same payloads, through a bare Application."""
+    import orjson
+
+    app: Application[Any] = Application(env=env)
+    started = time.perf_counter()
+    streams: dict[str, Stream] = {}
+    placeholder_hash = "0" * 64
+    count = 0
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        record = orjson.loads(raw)
+        key = record["referral"] + "/" + record.get("subject", "")
+        stream = streams.get(key)
+        if stream is None:
+            stream = streams[key] = Stream()
+        actor, occurred, late = record.pop("actor"), record.pop("occurred_at"), record.pop("late_reason", None)
+        stream.trigger_event(
+            Stream.Happened,
+            occurred_at=datetime.fromisoformat(occurred),
+            actor=actor,
+            late_reason=late,
+            source_recorded_at=None,
+            source={"file": placeholder_hash, "line": number},
+            prev_hash=placeholder_hash,
+            data=record,
+        )
+        count += 1
+    app.save(*streams.values())
+    elapsed = time.perf_counter() - started
+    app.close()
+    return count / elapsed
+
+
+def ledger_rate(url: str, path: Path, events: int) -> float:
+    ledger, _ = open_ledger(url)
+    started = time.perf_counter()
+    result = import_file(ledger, path)
+    elapsed = time.perf_counter() - started
+    ledger.close()
+    if result.events != events:
+        raise SystemExit(f"imported {result.events} of {events} lines")
+    return events / elapsed
+
+
+def generated(events: int) -> Path:
+    from generate import generate, write_jsonl
+
+    path = OUT / f"ingest-{events}.jsonl"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        write_jsonl(path, generate(events, seed=7))
+    return path
+
+
+def drop_schema(url: str) -> None:
+    database = resolve_database(url)
+    with connect_postgres(database) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{database.schema}" CASCADE')
+
+
+def measure(backend: str, base_url: str | None, path: Path, events: int, repeat: int) -> tuple[float, float]:
+    ours, bare = [], []
+    for _ in range(repeat):
+        if backend == "sqlite":
+            folder = Path(tempfile.mkdtemp(prefix="refledger-bench-"))
+            ours.append(ledger_rate(str(folder / "ledger.sqlite"), path, events))
+            bare.append(bare_rate({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "bare.sqlite")}, path))
+        else:
+            assert base_url is not None
+            schema = "bench_ingest_" + uuid.uuid4().hex[:8]
+            url = f"{base_url}{'&' if '?' in base_url else '?'}schema={schema}"
+            try:
+                ours.append(ledger_rate(url, path, events))
+                bare_schema = schema + "_bare"
+                bare_url = f"{base_url}{'&' if '?' in base_url else '?'}schema={bare_schema}"
+                env = dict(resolve_database(bare_url).env)
+                with connect_postgres(resolve_database(bare_url)) as connection:
+                    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{bare_schema}"')
+                try:
+                    bare.append(bare_rate(env, path))
+                finally:
+                    drop_schema(bare_url)
+            finally:
+                drop_schema(url)
+    return statistics.median(ours), statistics.median(bare)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    path = generated(args.events)
+    print(f"ingest of {args.events:,} generated events, median of {args.repeat} runs")
+    print(f"{'backend':<10} {'ledger ev/s':>12} {'bare lib ev/s':>14} {'ratio':>7}")
+    backends = ["sqlite"] + ([] if args.no_postgres else ["postgres"])
+    for backend in backends:
+        ours, bare = measure(backend, args.postgres, path, args.events, args.repeat)
+        print(f"{backend:<10} {ours:>12,.0f} {bare:>14,.0f} {ours / bare:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Integrity commands: keygen, checkpoint, verify, proof, verify-proof.
+
+Thin: read the files the user names, call ``ledger.integrity``, render through ``emit``.
+``verify`` and ``verify-proof`` exit 3 when the record does not hold (FindingsExit).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from commands.output import emit, output_options
+from commands.session import FindingsExit, session
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+_EXISTING = click.Path(dir_okay=False, exists=True, path_type=Path)
+KEY_ENV = "REFLEDGER_CHECKPOINT_KEY"
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise click.ClickException(f"cannot read the {what} {path}: {error.strerror}") from None
+
+
+def _write_new(path: Path, data: bytes, private: bool = False) -> None:
+    """Write a file that must not exist yet (a key or checkpoint is never overwritten)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+    except FileExistsError:
+        raise click.ClickException(f"{path} already exists; choose another name") from None
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def _public_key(value: str | None) -> bytes | None:
+    """--public-key: a PEM file, a file holding 64 hex characters, or the 64 hex characters."""
+    from ledger.integrity import parse_public_key
+
+    if value is None:
+        return None
+    path = Path(value)
+    data = _read(path, "public key") if path.exists() else value.encode()
+    return parse_public_key(data)
+
+
+@click.command("keygen")
+@click.option("--out", "out", type=_FILE, required=True, metavar="KEY", help="Private key file to create (KEY.pub is written beside it).")
+@output_options(tabular=False)
+def keygen(out: Path, fmt: str | None) -> None:
+    """Create an Ed25519 key pair for signing checkpoints.
+
+    The private key (PEM, PKCS 8, readable by its owner only) goes to KEY, the public key
+    to KEY.pub. Give the public key to the auditors who will verify checkpoints; keep the
+    private key with whoever takes checkpoints.
+
+    \b
+    Example:
+      refledger keygen --out checkpoint-key.pem
+    """
+    from ledger.integrity import new_signing_key
+
+    private, public_pem, public_hex = new_signing_key()
+    public_path = out.with_name(out.name + ".pub")
+    if public_path.exists():
+        raise click.ClickException(f"{public_path} already exists; choose another name")
+    _write_new(out, private, private=True)
+    _write_new(public_path, public_pem)
+    data = {"private_key": str(out), "public_key_file": str(public_path), "public_key": public_hex}
+    emit(fmt, data, text=f"Wrote the private key to {out} and the public key to {public_path}.\nPublic key: {public_hex}")
+
+
+@click.command("checkpoint")
+@click.option("--key", type=_EXISTING, envvar=KEY_ENV, metavar="KEY", help=f"Sign with this Ed25519 private key (or ${KEY_ENV}).")
+@click.option("--out", "out", type=_FILE, metavar="FILE", help="Also write the checkpoint to FILE, to keep outside the organisation.")
+@click.option(
+    "--leaves",
+    type=_FILE,
+    metavar="FILE",
+    help="Also write the checkpoint's leaf hashes (32 bytes per event; reads the whole ledger) so verify can name "
+    "the exact event of a change the chains cannot see.",
+)
+@output_options(tabular=False)
+def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str | None) -> None:
+    """Record the ledger's size and Merkle root, signed when a key is given.
+
+    Only the events since the last checkpoint are hashed (the tree's frontier is stored in
+    the ledger's database). The checkpoint is recorded in the database (``proof`` uses the
+    newest) and, with --out, written to a file: {size, root, time, ledger, signature,
+    public_key}. Refuses (exit 3) when events already checkpointed were removed or the last
+    of them changed.
+
+    \b
+    Example:
+      refledger checkpoint --key checkpoint-key.pem --out checkpoints/2024-04-30.json
+    """
+    from ledger.integrity import LedgerTampered, checkpoint_leaves, make_checkpoint
+
+    pem = _read(key, "key") if key is not None else None
+    for path in (out, leaves):
+        if path is not None and path.exists():
+            raise click.ClickException(f"{path} already exists; choose another name")
+    ledger, database = session().open()
+    try:
+        made = make_checkpoint(ledger, database, pem)
+        leaf_bytes = checkpoint_leaves(database, made.checkpoint) if leaves is not None else None
+    except LedgerTampered as error:
+        raise FindingsExit(f"Refused: {error}") from None
+    document = orjson.dumps(made.checkpoint.as_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+    if out is not None:
+        _write_new(out, document)
+    if leaves is not None and leaf_bytes is not None:
+        _write_new(leaves, leaf_bytes)
+    found = made.checkpoint
+    data = {"checkpoint": found.as_dict(), "new_events": made.new_events, "out": str(out) if out else None, "leaves": str(leaves) if leaves else None}
+    signed = "signed" if found.signature else "unsigned"
+    lines = [
+        f"Checkpoint of {found.size} events ({made.new_events} new), {signed}, at {found.time}.",
+        f"Root: {found.root}",
+    ]
+    if out is not None:
+        lines.append(f"Written to {out}: keep a copy outside the organisation.")
+    if leaves is not None:
+        lines.append(f"Leaf hashes written to {leaves}.")
+    emit(fmt, data, text="\n".join(lines))
+
+
+@click.command("verify")
+@click.option("--checkpoint", "checkpoint_file", type=_EXISTING, metavar="FILE", help="A checkpoint file kept outside the organisation.")
+@click.option("--public-key", metavar="PUB", help="The public key the checkpoint must be signed with (PEM file, or 64 hex characters).")
+@click.option("--leaves", type=_EXISTING, metavar="FILE", help="The leaf file written with that checkpoint, to name changes exactly.")
+@output_options(tabular=False)
+def verify(checkpoint_file: Path | None, public_key: str | None, leaves: Path | None, fmt: str | None) -> None:
+    """Recompute every hash chain and the Merkle tree; prove the ledger extends a checkpoint.
+
+    Exit 0 when the record holds. Exit 3 when it does not, naming the first bad event in
+    log order (referral, subject, version, log position) and what is wrong with it.
+    Without --checkpoint, an edit to a stream's last event or a consistent rewrite cannot
+    be seen; the output says so.
+
+    \b
+    Example:
+      refledger verify --checkpoint checkpoints/2024-04-30.json --public-key checkpoint-key.pem.pub
+    """
+    from ledger.integrity import Checkpoint, verify_ledger
+    from ledger.storage import append_only_guard_state, resolve_database
+
+    found_checkpoint = Checkpoint.from_json(_read(checkpoint_file, "checkpoint"), str(checkpoint_file)) if checkpoint_file else None
+    pinned = _public_key(public_key)
+    leaf_bytes = _read(leaves, "leaf file") if leaves is not None else None
+    current = session()
+    # read before opening: opening the ledger reinstalls the guards
+    guards = append_only_guard_state(resolve_database(current.db))
+    ledger, database = current.open()
+    result = verify_ledger(ledger, database, found_checkpoint, pinned, leaf_bytes, guards)
+    emit(fmt, result.as_dict(), text=_verification_text(result))
+    if not result.sound:
+        first = result.first_bad
+        others = result.findings_total - 1
+        more = f" ({others} more finding{'s' if others != 1 else ''})" if others else ""
+        raise FindingsExit(f"Verification failed: {first.describe() if first else 'see above'}{more}")
+
+
+def _verification_text(result: Any) -> str:
+    lines = []
+    if result.sound:
+        lines.append(f"Sound: {result.events} events in {result.streams} streams; every hash chain holds.")
+    else:
+        lines.append(f"NOT SOUND: {result.findings_total} finding(s) in {result.events} events.")
+        for finding in result.findings[:20]:
+            lines.append(f"  - {finding.describe()}")
+        if result.findings_total > 20:
+            lines.append(f"  … and {result.findings_total - 20} more (--json lists the first 100)")
+    lines.append(f"Merkle root of {result.events} events: {result.root}")
+    check = result.checkpoint
+    if check is not None:
+        stands = "the ledger extends it" if check.extends else "the ledger does NOT extend it"
+        lines.append(f"Checkpoint of {check.checkpoint.size} events at {check.checkpoint.time} (signature: {check.signature}): {stands}.")
+    if result.stored_checked:
+        lines.append(f"Checkpoints stored in the database: {result.stored_matching} of {result.stored_checked} match.")
+    lines += [f"Note: {note}" for note in result.notes]
+    return "\n".join(lines)
+
+
+@click.command("proof")
+@click.argument("reference", metavar="REF")
+@click.option("--out", "out", type=_FILE, metavar="FILE", help="Write the proof to FILE (default: print it).")
+@output_options(tabular=False)
+def proof(reference: str, out: Path | None, fmt: str | None) -> None:
+    """Export one referral's events with inclusion proofs against the newest checkpoint.
+
+    The file holds the referral's events, its subjects' and its subject directory's, each
+    with the exact bytes that were hashed and the Merkle path to the checkpoint's root, and
+    the checkpoint itself: anyone can check it offline with ``verify-proof``. Reads the whole
+    ledger up to the checkpoint.
+
+    \b
+    Example:
+      refledger proof R-2024-0311 --out R-2024-0311.proof.json
+    """
+    from ledger.integrity import LedgerTampered, export_proof
+
+    if out is not None and out.exists():
+        raise click.ClickException(f"{out} already exists; choose another name")
+    ledger, database = session().open()
+    try:
+        document = export_proof(ledger, database, reference)
+    except LedgerTampered as error:
+        raise FindingsExit(f"Refused: {error}") from None
+    if out is None:
+        emit("json", document)
+        return
+    _write_new(out, orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    data = {
+        "referral": reference,
+        "events": len(document["events"]),
+        "events_after_checkpoint": document["events_after_checkpoint"],
+        "checkpoint_size": document["checkpoint"]["size"],
+        "out": str(out),
+    }
+    later = f"; {data['events_after_checkpoint']} later events await the next checkpoint" if data["events_after_checkpoint"] else ""
+    emit(fmt, data, text=f"Wrote {data['events']} events of {reference} with inclusion proofs to {out} (checkpoint size {data['checkpoint_size']}{later}).")
+
+
+@click.command("verify-proof")
+@click.argument("file", type=_EXISTING, metavar="FILE")
+@click.option("--public-key", metavar="PUB", help="The public key the checkpoint must be signed with (PEM file, or 64 hex characters).")
+@output_options(tabular=False)
+def verify_proof_command(file: Path, public_key: str | None, fmt: str | None) -> None:
+    """Check a proof file offline (no database): hashes, inclusion proofs, chains, signature.
+
+    Exit 0 when every event is in the checkpointed tree and the stream chains in the file
+    hold; exit 3 otherwise.
+
+    \b
+    Example:
+      refledger verify-proof R-2024-0311.proof.json --public-key checkpoint-key.pem.pub
+    """
+    from ledger.errors import InvalidInput
+    from ledger.integrity import verify_proof
+
+    try:
+        document = orjson.loads(_read(file, "proof file"))
+    except orjson.JSONDecodeError:
+        raise InvalidInput(f"{file} is not JSON") from None
+    result = verify_proof(document, _public_key(public_key))
+    lines = [
+        f"{'Sound' if result.sound else 'NOT SOUND'}: {result.events} events of {result.referral} "
+        f"against the checkpoint of {result.checkpoint.size} events at {result.checkpoint.time} (signature: {result.signature})."
+    ]
+    lines += [f"  - {finding}" for finding in result.findings]
+    emit(fmt, result.as_dict(), text="\n".join(lines))
+    if not result.sound:
+        raise FindingsExit(f"Proof failed: {result.findings[0]}")
+
+
+INTEGRITY_COMMANDS = [keygen, checkpoint, verify, proof, verify_proof_command]

@@ -1,0 +1,181 @@
+"""``refledger report REF``: the investigator's case file (HTML, Markdown, PDF).
+
+Thin: read the referral's events, verify the ledger (``ledger.integrity``), build the case
+file with ``projections.report`` and write it; the summary goes through ``emit``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from commands.output import emit, output_options
+from commands.session import FindingsExit, instant_option, session
+
+if TYPE_CHECKING:
+    from projections.report import CaseFile
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+_EXISTING = click.Path(dir_okay=False, exists=True, path_type=Path)
+_MARKDOWN_SUFFIXES = (".md", ".markdown")
+STDOUT = Path("-")
+
+
+@click.command("report")
+@click.argument("reference", metavar="REFERRAL")
+@click.option("--at", "at_text", metavar="T", help="The report's instant: the case as it stood at T (ISO 8601 with zone, or a date; default now).")
+@click.option(
+    "--as-known-at",
+    "known_text",
+    metavar="K",
+    help="Only events recorded by K count: the case file the ledger would have given at K (default: as known now).",
+)
+@click.option("--out", "out", type=_FILE, metavar="FILE", help="Write the case file to FILE (- for standard output).")
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(["html", "md"]),
+    help="html: one self-contained page with the ownership chart; md: Markdown text (default: md for .md files, else html).",
+)
+@click.option("--pdf", "pdf", type=_FILE, metavar="FILE", help="Also print the HTML case file to a PDF (A4) with headless Chromium.")
+@click.option("--checkpoint", "checkpoint_file", type=_EXISTING, metavar="FILE", help="Verify against this checkpoint file (default: the newest stored).")
+@click.option("--public-key", metavar="PUB", help="The public key the checkpoint must be signed with (PEM file, or 64 hex characters).")
+@click.option("--no-verify", is_flag=True, help="Do not verify the ledger (verification reads every event); the report says it was not checked.")
+@output_options(tabular=False)
+def report_command(
+    reference: str,
+    at_text: str | None,
+    known_text: str | None,
+    out: Path | None,
+    report_format: str | None,
+    pdf: Path | None,
+    checkpoint_file: Path | None,
+    public_key: str | None,
+    no_verify: bool,
+    fmt: str | None,
+) -> None:
+    """Write an investigator's case file for one referral: who held it when, where it fell
+    between chairs, what was overdue, and whether the record verified.
+
+    The HTML file is self-contained (inline CSS and SVG; it makes no request, opens offline
+    and prints on A4). It holds a summary (owner, days unowned, breaches by rule, late
+    entries, verification and the checkpoint it was checked against), a chart of owners and
+    custodians over time with gaps, offers, declines, decisions, reviews, external requests
+    and late entries marked, the obligations, disputed claims, subjects and the full
+    timeline with both clocks. Every figure comes from the same folds as owner, history,
+    obligations and timeline. Exit 3 when the ledger does not verify (the file is written
+    and says so).
+
+    \b
+    Example:
+      refledger report R-2012-0716 --out case-file.html
+      refledger report R-2012-0716 --at 2013-12-01 --as-known-at 2013-12-01 --out then.md
+      refledger report R-2012-0716 --pdf case-file.pdf --checkpoint checkpoint.json --public-key auditor.key.pub
+    """
+    from commands.integrity import _public_key, _read
+    from ledger.integrity import Checkpoint, latest_checkpoint, verify_ledger
+    from projections.report import HTML, MARKDOWN, ChromiumMissing, case_file, find_chromium, integrity_statement, render
+
+    if out is None and pdf is None:
+        raise click.UsageError("say where to write the case file: --out FILE (or - for standard output), --pdf FILE, or both")
+    chosen = report_format or (MARKDOWN if out is not None and out.suffix.lower() in _MARKDOWN_SUFFIXES else HTML)
+    if pdf is not None and find_chromium() is None:
+        # before any work: a PDF was asked for and cannot be made
+        raise ChromiumMissing(
+            "--pdf needs headless Chromium and none was found: install it (Debian: apt-get install chromium) or set REFLEDGER_CHROMIUM to its path"
+        )
+    checkpoint = Checkpoint.from_json(_read(checkpoint_file, "checkpoint"), str(checkpoint_file)) if checkpoint_file else None
+    pinned = _public_key(public_key)
+    if no_verify and checkpoint is not None:
+        raise click.UsageError("--checkpoint is for verifying; it cannot go with --no-verify")
+
+    current = session()
+    ledger, database = current.open()
+    # whole seconds: the instant is printed throughout the document
+    at = instant_option(at_text, "--at") or ledger.clock().replace(microsecond=0)
+    as_known_at = instant_option(known_text, "--as-known-at")
+    events = ledger.referral_events(reference)
+    subjects = ledger.subject_events(reference)
+    verification = None if no_verify else verify_ledger(ledger, database, checkpoint, pinned)
+    latest = None if no_verify else latest_checkpoint(ledger, database)
+    case = case_file(
+        events,
+        subjects,
+        at=at,
+        as_known_at=as_known_at,
+        policy=current.policy,
+        integrity=integrity_statement(verification, latest, events, pinned),
+        generated_at=ledger.clock().replace(microsecond=0),
+    )
+    document = render(case, chosen)
+    written = None
+    if out == STDOUT:
+        click.echo(document, nl=False)
+    elif out is not None:
+        _write(out, document)
+        written = str(out)
+    if pdf is not None:
+        _write_pdf(case, document if chosen == HTML else None, pdf)
+    if out != STDOUT:
+        data = {
+            "referral": case.reference,
+            "out": written,
+            "format": chosen,
+            "pdf": str(pdf) if pdf is not None else None,
+            "bytes": len(document.encode()),
+            "summary": _summary(case),
+        }
+        emit(fmt, data, text=report_sentence(case, [p for p in (written, str(pdf) if pdf else None) if p]))
+    if verification is not None and not verification.sound:
+        first = verification.first_bad
+        raise FindingsExit(f"Verification failed: {first.describe() if first else 'see the report'}; the case file says so")
+
+
+def _summary(case: CaseFile) -> dict[str, Any]:
+    from projections.report import case_file_summary
+
+    return case_file_summary(case)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
+
+
+def _write_pdf(case: CaseFile, html: str | None, pdf: Path) -> None:
+    from projections.report import print_to_pdf, render_html
+
+    with tempfile.TemporaryDirectory(prefix="refledger-report-") as folder:
+        page = Path(folder) / f"{case.reference}.html"
+        page.write_text(html if html is not None else render_html(case), encoding="utf-8")
+        print_to_pdf(page, pdf)
+
+
+def report_sentence(case: CaseFile, paths: list[str]) -> str:
+    """What was written, and the headline numbers, for people."""
+    from ledger.values import iso
+
+    owner = case.owner.owner
+    holder = f"owner {owner.unit}" if owner is not None else "no owner"
+    counts = case.status_counts
+    integrity = case.integrity
+    if integrity is None or not integrity.checked:
+        verified = "ledger not verified"
+    elif integrity.sound:
+        point = integrity.checkpoint
+        verified = "ledger verified" + (f" against the checkpoint of {point.size} events" if point is not None and point.holds else "")
+    else:
+        verified = "ledger NOT verified"
+    lines = [f"Wrote the case file of {case.reference} to {path}" for path in paths]
+    lines.append(
+        f"As at {iso(case.at)}, {case.knowledge}: {holder}, custodian {case.owner.custodian.unit}; "
+        f"{case.unowned_days:.2f} days unowned in {len(case.history.gaps)} gap(s); "
+        f"{counts['breached']} obligations breached, {counts['open-overdue']} open and overdue; "
+        f"{len(case.late)} late entries; {len(case.history.disputed_claims)} disputed claims; {verified}."
+    )
+    return "\n".join(lines)

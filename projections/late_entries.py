@@ -1,0 +1,117 @@
+"""Late entries: events recorded long after they happened (DESIGN 3.2, rule late-entry).
+
+A pure fold over one referral's events and its subjects' events. An entry is **late** when
+recorded − occurred exceeds the policy's late-entry threshold (24 h by default); it then had
+to carry a ``late_reason``. Beyond the attestation threshold (7 days by default) a
+supervisor must attest it. For ``import --historical`` lines, ``recorded_at`` is the source
+system's recording time (``LedgerEvent.recorded_at``), so lateness is judged as it was then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ledger.policy import DEFAULT_POLICY, Policy
+from ledger.referral import LedgerEvent, Referral
+from ledger.subject import Subject
+from ledger.values import days, iso
+from projections.ownership import event_type
+
+__all__ = ["COLUMNS", "LateEntry", "late_entries", "late_entry_of"]
+
+#: the columns of ``LateEntry.as_row()`` (a CSV header), in the order answers print them.
+COLUMNS = ("referral", "subject", "type", "occurred_at", "recorded_at", "lag_days", "needs_attestation", "late_reason")
+
+
+@dataclass(frozen=True)
+class LateEntry:
+    """One event recorded more than the threshold after it occurred."""
+
+    referral: str
+    #: the subject's reference for a subject event; None for the referral's own stream
+    subject: str | None
+    #: the event type in the import format (``note_added``, ``ownership_accepted``, …)
+    type: str
+    #: stream version of the event (in the referral's or the subject's stream)
+    version: int
+    occurred_at: datetime
+    recorded_at: datetime
+    late_reason: str | None
+    needs_attestation: bool
+
+    @property
+    def lag(self) -> timedelta:
+        return self.recorded_at - self.occurred_at
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat, JSON-ready row (times ISO 8601 with Z, lag in days to 2 decimals)."""
+        return {
+            "referral": self.referral,
+            "subject": self.subject,
+            "type": self.type,
+            "occurred_at": iso(self.occurred_at),
+            "recorded_at": iso(self.recorded_at),
+            "lag_days": days(self.lag),
+            "needs_attestation": self.needs_attestation,
+            "late_reason": self.late_reason,
+        }
+
+
+def late_entry_of(event: LedgerEvent, referral: str, subject: str | None, attestation_after: timedelta) -> LateEntry:
+    """``event`` described as a late entry (the caller has judged that it is one)."""
+    return LateEntry(
+        referral=referral,
+        subject=subject,
+        type=event_type(event),
+        version=event.originator_version,
+        occurred_at=event.occurred_at,
+        recorded_at=event.recorded_at,
+        late_reason=event.late_reason,
+        needs_attestation=event.recorded_at - event.occurred_at > attestation_after,
+    )
+
+
+def late_entries(
+    referral_events: Sequence[LedgerEvent],
+    subject_events: Mapping[str, Sequence[LedgerEvent]],
+    *,
+    policy: Policy = DEFAULT_POLICY,
+    min_lag: timedelta | None = None,
+) -> list[LateEntry]:
+    """The late entries of a referral and its subjects, in recording order.
+
+    ``min_lag`` replaces the policy's late-entry threshold (to look for shorter or only
+    longer delays); whether an entry needs attestation always follows the policy.
+    """
+    threshold = policy.late_entry_threshold() if min_lag is None else min_lag
+    attestation_after = policy.attestation_threshold()
+    reference = _reference(referral_events, subject_events)
+    found = [
+        late_entry_of(event, reference, subject, attestation_after)
+        for subject, events in _streams(referral_events, subject_events)
+        for event in events
+        if event.recorded_at - event.occurred_at > threshold
+    ]
+    found.sort(key=lambda entry: (entry.recorded_at, entry.occurred_at, entry.subject or "", entry.version))
+    return found
+
+
+def _streams(
+    referral_events: Sequence[LedgerEvent], subject_events: Mapping[str, Sequence[LedgerEvent]]
+) -> Iterable[tuple[str | None, Sequence[LedgerEvent]]]:
+    yield None, referral_events
+    yield from subject_events.items()
+
+
+def _reference(referral_events: Sequence[LedgerEvent], subject_events: Mapping[str, Sequence[LedgerEvent]]) -> str:
+    for event in referral_events:
+        if isinstance(event, Referral.Received):
+            return event.reference
+    for events in subject_events.values():
+        for event in events:
+            if isinstance(event, Subject.Extracted):
+                return event.referral
+    raise ValueError("these events name no referral: neither a receipt nor a subject extraction is among them")

@@ -1,0 +1,1261 @@
+"""Stored read models: portfolio tables in the ledger's own database, kept up by a batched catch-up.
+
+Per-referral questions replay one referral through the pure folds. Portfolio questions (every
+gap, everything overdue, the backlog per unit) read tables built by the **same folds**
+(``projections.ownership``, ``projections.obligations``, ``projections.late_entries``), one
+referral at a time, and stored as ``rm_*`` tables beside the events (the SQLite file, or the
+PostgreSQL schema of the URL). ``rm_tracking`` holds the **position**: the log position
+(SQLite rowid / PostgreSQL notification_id) of the last event folded into the tables. It is
+written in the same transaction as the rows, so the tables never claim more than they hold.
+
+Catch-up
+--------
+``ReadModels.catch_up()`` reads the log after the position in pages of thousands
+(``Ledger.notifications``), decodes each entry with the ledger's mapper, groups events by
+referral (subject events through the stream → referral map, ``rm_streams``), re-folds each
+touched referral from its **full** history and replaces that referral's rows. Directory
+entries (``SubjectDirectory.SubjectListed``) repeat what ``Subject.Extracted`` says and are
+skipped by topic; any other entry that is not a ledger event, or a ledger event on a stream
+no receipt or extraction introduced, stops the catch-up with an error: nothing is dropped.
+
+A round reads up to ``round_events`` entries, folds each touched referral once, and commits
+all its rows with the new position in one transaction. During one catch-up, histories stay
+in memory, so a fresh build of a million events reads the log once and folds each referral
+once per round. A referral seen before the round is re-read from its streams.
+
+Never skipping an event: the position only moves to the id of an entry actually read, and
+the next read asks for entries strictly after it. SQLite has one writer at a time and reuses
+no rowid; PostgreSQL's recorder inserts under an EXCLUSIVE table lock, so ids become visible
+in commit order and an id below a committed one can never commit later. A rolled-back save
+burns ids for good (a permanent gap), and "strictly after the last id read" steps over such
+gaps without waiting for them or skipping a committed entry.
+
+Two catch-ups at once (two commands, two machines) are safe: each round commits with a
+compare-and-set on the position (and on the layout and policy versions); the loser rolls
+back and starts again from the winner's position.
+
+Bitemporal answers from stored rows
+-----------------------------------
+Every stored interval and obligation keeps the occurred and recorded instants of the event
+that started it and of the event that ended (satisfied) it. As known at K, a row counts if
+its start was recorded by K, and its end only if that was recorded by K. This reproduces
+the folds exactly when the events known at K are a prefix of the referral's business order
+(everything that occurred before a known event is known too). A **back-dated** entry (one
+recorded after an event that occurred at or after it) breaks that between its occurrence
+and its recording: ``rm_windows`` keeps those stretches, and a query at an instant inside a
+referral's window answers for that referral from the per-referral folds instead. So stored
+answers equal the folds' answers at every instant, and the folds run only for the few
+referrals with a back-dated entry in flight at that instant.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, NamedTuple
+from uuid import UUID
+
+import orjson
+
+from ledger.application import Ledger
+from ledger.errors import LedgerError, NotFound
+from ledger.policy import DEFAULT_POLICY, SUPERVISORY_REVIEW, Policy
+from ledger.referral import OPEN, LedgerEvent, Referral, business_order
+from ledger.subject import Subject, SubjectListed, SubjectState
+from ledger.values import FUTURE_SKEW, days, iso
+from projections.backlog import OpenReferral
+from projections.late_entries import LateEntry, late_entry_of
+from projections.obligations import OVERDUE, obligations_at
+from projections.ownership import event_type, ownership_history
+
+__all__ = [
+    "LATE_FLOOR",
+    "LAYOUT",
+    "TABLES",
+    "CatchUp",
+    "GapRow",
+    "OverdueRow",
+    "ProjectionStopped",
+    "ReadModels",
+    "ReadModelsUnavailable",
+    "ReferralRows",
+    "StoreStatus",
+    "referral_rows",
+]
+
+#: the layout of the rm_* tables and the meaning of their rows; a store built with another
+#: layout is dropped and rebuilt on its next catch-up.
+LAYOUT: Final = "3"
+
+#: entries recorded at least this long after they occurred are kept in rm_late_entries; a
+#: late-entry threshold below it is answered by reading the whole log.
+LATE_FLOOR: Final = timedelta(hours=1)
+
+#: log entries read per query while catching up.
+PAGE_SIZE: Final = 10_000
+#: log entries folded and committed per round (one transaction).
+ROUND_EVENTS: Final = 1_000_000
+#: events kept in memory between rounds of one catch-up before the histories are dropped.
+CACHE_EVENTS: Final = 3_000_000
+
+_TRACKING_NAME: Final = "ledger"
+_DIRECTORY_TOPIC: Final = SubjectListed.TOPIC
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_DAY_US: Final = 86_400_000_000
+#: stands for "no bound" in range filters (int64 range, valid on both backends).
+_NO_LOWER: Final = -(2**62)
+_NO_UPPER: Final = 2**62
+
+OWNER, CUSTODY, OPEN_PERIOD, GAP = "owner", "custody", "open", "gap"
+
+
+def to_us(instant: datetime) -> int:
+    """An instant as whole microseconds since 1970-01-01 UTC (how the tables store time)."""
+    return (instant - _EPOCH) // _MICROSECOND
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def iso_z(instant: datetime) -> str:
+    """``ledger.values.iso``, several times faster (answers print hundreds of thousands of them)."""
+    if instant.tzinfo is not UTC:
+        instant = instant.astimezone(UTC)
+    return instant.isoformat()[:-6] + "Z"
+
+
+def _us_or_none(instant: datetime | None) -> int | None:
+    return None if instant is None else to_us(instant)
+
+
+class ReadModelsUnavailable(LedgerError):
+    """The ledger's storage cannot hold read-model tables (only SQLite and PostgreSQL can)."""
+
+
+class ProjectionStopped(LedgerError):
+    """The catch-up met an entry it cannot place; it stops rather than skip it."""
+
+
+# --- the rows, one NamedTuple per table (field order = column order) ----------------------
+
+
+class StreamRow(NamedTuple):
+    stream_id: str
+    referral: str
+    subject: str | None
+
+
+class ReferralRow(NamedTuple):
+    referral: str
+    stream_id: str
+    received_us: int
+    received_recorded_us: int
+    status: str
+    owner_unit: str | None
+    custodian_unit: str
+    subjects: int
+    events: int
+    last_recorded_us: int
+
+
+class IntervalRow(NamedTuple):
+    referral: str
+    kind: str
+    seq: int
+    unit: str | None
+    person: str | None
+    start_us: int
+    start_recorded_us: int
+    end_us: int | None
+    end_recorded_us: int | None
+    opened_by: int
+    closed_by: int | None
+
+
+class ObligationRow(NamedTuple):
+    referral: str
+    seq: int
+    rule: str
+    subject: str | None
+    started_us: int
+    started_recorded_us: int
+    started_by: int
+    due_us: int
+    satisfied_us: int | None
+    satisfied_recorded_us: int | None
+    satisfied_by: int | None
+    band: str | None
+    cadence_us: int | None
+    detail: str
+
+
+class SubjectRow(NamedTuple):
+    referral: str
+    subject: str
+    stream_id: str
+    extracted_us: int
+    extracted_recorded_us: int
+    closed_us: int | None
+    closed_recorded_us: int | None
+
+
+class LateEntryRow(NamedTuple):
+    stream_id: str
+    version: int
+    referral: str
+    subject: str | None
+    type: str
+    occurred_us: int
+    recorded_us: int
+    late_reason: str | None
+
+
+class WindowRow(NamedTuple):
+    referral: str
+    from_us: int
+    until_us: int
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    row: type[NamedTuple]
+    types: tuple[str, ...]
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.row._fields)
+
+    def create(self, qualified: str) -> list[str]:
+        columns = ", ".join(f"{name} {kind}" for name, kind in zip(self.columns, self.types, strict=True))
+        statements = [f"CREATE TABLE IF NOT EXISTS {qualified} ({columns}, PRIMARY KEY ({', '.join(self.key)}))"]
+        for number, index in enumerate(self.indexes, start=1):
+            statements.append(f"CREATE INDEX IF NOT EXISTS {self.name}_i{number} ON {qualified} ({', '.join(index)})")
+        return statements
+
+
+_T, _N, _NN, _R = "TEXT", "BIGINT", "BIGINT NOT NULL", "DOUBLE PRECISION"
+_TN = "TEXT NOT NULL"
+
+STREAMS = _Table("rm_streams", StreamRow, (_TN, _TN, _T), ("stream_id",), (("referral",),))
+REFERRALS = _Table("rm_referrals", ReferralRow, (_TN, _TN, _NN, _NN, _TN, _T, _TN, _NN, _NN, _NN), ("referral",))
+# No index but the key: lookups "this referral's owner at T" must use it (an index on
+# (kind, start_us) tempts SQLite's planner into scanning every owner interval per row).
+INTERVALS = _Table("rm_intervals", IntervalRow, (_TN, _TN, _NN, _T, _T, _NN, _NN, _N, _N, _NN, _N), ("referral", "kind", "seq"))
+# No index on due_us: "due before T" matches most rows for any T worth asking about, and a
+# full scan of the table is five times faster than walking such an index.
+OBLIGATIONS = _Table("rm_obligations", ObligationRow, (_TN, _NN, _TN, _T, _NN, _NN, _NN, _NN, _N, _N, _N, _T, _N, _TN), ("referral", "seq"))
+SUBJECTS = _Table("rm_subjects", SubjectRow, (_TN, _TN, _TN, _NN, _NN, _N, _N), ("referral", "subject"))
+LATE_ENTRIES = _Table(
+    "rm_late_entries", LateEntryRow, (_TN, _NN, _TN, _T, _TN, _NN, _NN, _T), ("stream_id", "version"), (("referral",),)
+)
+WINDOWS = _Table("rm_windows", WindowRow, (_TN, _NN, _NN), ("referral", "from_us"), (("from_us",),))
+
+#: every table of rows keyed by referral, in the order they are written.
+_PER_REFERRAL: Final = (REFERRALS, INTERVALS, OBLIGATIONS, SUBJECTS, LATE_ENTRIES, WINDOWS)
+#: every rm_* table but the tracking row, as ``projections status`` counts them.
+TABLES: Final = (STREAMS, *_PER_REFERRAL)
+_TRACKING_DDL: Final = (
+    "CREATE TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY, position BIGINT NOT NULL, "
+    "layout TEXT NOT NULL, policy TEXT NOT NULL, updated_at TEXT)"
+)
+
+
+# --- from events to rows (pure) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferralRows:
+    """Everything the tables hold about one referral, folded from its full history."""
+
+    referral: ReferralRow
+    intervals: list[IntervalRow]
+    obligations: list[ObligationRow]
+    subjects: list[SubjectRow]
+    late_entries: list[LateEntryRow]
+    windows: list[WindowRow]
+
+
+def referral_rows(
+    referral_events: Sequence[LedgerEvent],
+    subject_events: Mapping[str, Sequence[LedgerEvent]],
+    policy: Policy = DEFAULT_POLICY,
+) -> ReferralRows:
+    """The rows of one referral: the folds run once over its whole history, as known now."""
+    history = ownership_history(referral_events)
+    reference = history.reference
+    recorded = {event.originator_version: to_us(event.recorded_at) for event in referral_events}
+
+    def ended(version: int | None) -> int | None:
+        return None if version is None else recorded[version]
+
+    intervals: list[IntervalRow] = []
+    for kind, spans in ((OWNER, history.ownership), (CUSTODY, history.custody)):
+        intervals.extend(
+            IntervalRow(
+                reference,
+                kind,
+                seq,
+                span.unit,
+                span.person,
+                to_us(span.start),
+                recorded[span.opened_by],
+                _us_or_none(span.end),
+                ended(span.closed_by),
+                span.opened_by,
+                span.closed_by,
+            )
+            for seq, span in enumerate(spans)
+        )
+    for kind, stretches in ((OPEN_PERIOD, history.open_periods), (GAP, history.gaps)):
+        intervals.extend(
+            IntervalRow(
+                reference,
+                kind,
+                seq,
+                None,
+                None,
+                to_us(stretch.start),
+                recorded[stretch.opened_by],
+                _us_or_none(stretch.end),
+                ended(stretch.closed_by),
+                stretch.opened_by,
+                stretch.closed_by,
+            )
+            for seq, stretch in enumerate(stretches)
+        )
+
+    every = [*referral_events, *(event for events in subject_events.values() for event in events)]
+    last_recorded = max(event.recorded_at for event in every)
+    latest = max(last_recorded, max(event.occurred_at for event in every))
+    obligations = [
+        ObligationRow(
+            reference,
+            seq,
+            found.rule,
+            found.subject,
+            to_us(found.started_at),
+            to_us(found.started_recorded_at),
+            found.started_by,
+            to_us(found.due),
+            _us_or_none(found.satisfied_at),
+            _us_or_none(found.satisfied_recorded_at),
+            found.satisfied_by,
+            found.band,
+            _cadence_us(found.rule, found.band, policy),
+            orjson.dumps(found.detail, option=orjson.OPT_SORT_KEYS).decode(),
+        )
+        for seq, found in enumerate(obligations_at(referral_events, subject_events, latest, policy=policy, as_known_now=True))
+    ]
+    owner = history.ownership[-1] if history.ownership and history.ownership[-1].end is None else None
+    summary = ReferralRow(
+        referral=reference,
+        stream_id=str(referral_events[0].originator_id),
+        received_us=to_us(history.received_at),
+        received_recorded_us=_received_recorded_us(referral_events),
+        status=history.status,
+        owner_unit=None if owner is None else owner.unit,
+        custodian_unit=history.custody[-1].unit,
+        subjects=len(subject_events),
+        events=len(every),
+        last_recorded_us=to_us(last_recorded),
+    )
+    return ReferralRows(
+        referral=summary,
+        intervals=intervals,
+        obligations=obligations,
+        subjects=[row for subject, events in subject_events.items() if (row := subject_row(reference, subject, events)) is not None],
+        late_entries=_late_entry_rows(reference, referral_events, subject_events),
+        windows=back_dating_windows(reference, every),
+    )
+
+
+def _received_recorded_us(referral_events: Sequence[LedgerEvent]) -> int:
+    for event in referral_events:
+        if isinstance(event, Referral.Received):
+            return to_us(event.recorded_at)
+    raise ProjectionStopped("a referral's stream has no receipt")
+
+
+def _cadence_us(rule: str, band: str | None, policy: Policy) -> int | None:
+    # The exact cadence (the fold reports it rounded), so cycles missed come out as the fold's.
+    if rule != SUPERVISORY_REVIEW:
+        return None
+    return _review_cadence_us(policy, band)
+
+
+@lru_cache(maxsize=64)
+def _review_cadence_us(policy: Policy, band: str | None) -> int:
+    return policy.supervisory_review(band) // _MICROSECOND
+
+
+def subject_row(referral: str, subject: str, events: Sequence[LedgerEvent]) -> SubjectRow | None:
+    """When a subject was extracted and when (if ever) its closure applied; None if not extracted."""
+    ordered = business_order(events)
+    if not ordered or not isinstance(ordered[0], Subject.Extracted):
+        return None
+    first = ordered[0]
+    state = SubjectState(first.referral, first.subject, first.category, first.occurred_at)
+    closed: LedgerEvent | None = None
+    for event in ordered[1:]:
+        if state.apply(event) and isinstance(event, Subject.Closed):
+            closed = event
+            break
+    return SubjectRow(
+        referral,
+        subject,
+        str(first.originator_id),
+        to_us(first.occurred_at),
+        to_us(first.recorded_at),
+        None if closed is None else to_us(closed.occurred_at),
+        None if closed is None else to_us(closed.recorded_at),
+    )
+
+
+def _late_entry_rows(
+    referral: str, referral_events: Sequence[LedgerEvent], subject_events: Mapping[str, Sequence[LedgerEvent]]
+) -> list[LateEntryRow]:
+    streams: list[tuple[str | None, Sequence[LedgerEvent]]] = [(None, referral_events), *subject_events.items()]
+    return [
+        LateEntryRow(
+            str(event.originator_id),
+            event.originator_version,
+            referral,
+            subject,
+            event_type(event),
+            to_us(event.occurred_at),
+            to_us(event.recorded_at),
+            event.late_reason,
+        )
+        for subject, events in streams
+        for event in events
+        if event.recorded_at - event.occurred_at >= LATE_FLOOR
+    ]
+
+
+def back_dating_windows(referral: str, events: Iterable[LedgerEvent]) -> list[WindowRow]:
+    """The stretches of time in which the referral's known events are not a business-order prefix.
+
+    An event A recorded after some event B that occurred at or after A is back-dated: from
+    B's occurrence (at the earliest A's occurrence minus the clock skew the ledger accepts)
+    until A is recorded, a view "as known at" an instant in between holds B but not A. The
+    stored rows cannot reproduce the folds there; outside every window they can.
+    """
+    by_recording = sorted(events, key=_recorded)
+    if all(earlier.occurred_at < later.occurred_at for earlier, later in zip(by_recording, by_recording[1:], strict=False)):
+        return []  # recorded in business order, as almost every referral is
+    spans: list[tuple[datetime, datetime]] = []
+    latest_occurred: datetime | None = None
+    index = 0
+    while index < len(by_recording):
+        # events recorded at the same instant become known together: judge them as a group
+        end = index
+        recorded = by_recording[index].recorded_at
+        while end < len(by_recording) and by_recording[end].recorded_at == recorded:
+            end += 1
+        group = by_recording[index:end]
+        if latest_occurred is not None:
+            spans.extend((event.occurred_at - FUTURE_SKEW, recorded) for event in group if event.occurred_at <= latest_occurred)
+        group_latest = max(event.occurred_at for event in group)
+        latest_occurred = group_latest if latest_occurred is None else max(latest_occurred, group_latest)
+        index = end
+    return [WindowRow(referral, to_us(start), to_us(until)) for start, until in _merged(spans)]
+
+
+def _recorded(event: LedgerEvent) -> datetime:
+    return event.recorded_at
+
+
+def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for start, until in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], until))
+        else:
+            merged.append((start, until))
+    return merged
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GapRow:
+    """A stretch while a referral was open and unowned; ``end`` None: still running."""
+
+    referral: str
+    start: datetime
+    end: datetime | None
+    #: up to ``end``, or up to the instant asked about while it runs
+    days: float
+
+    def as_row(self) -> dict[str, Any]:
+        return {"referral": self.referral, "start": iso_z(self.start), "end": None if self.end is None else iso_z(self.end), "days": self.days}
+
+
+@dataclass(frozen=True)
+class OverdueRow:
+    """An obligation open and overdue at the instant asked about, and who answered for it then."""
+
+    referral: str
+    subject: str | None
+    rule: str
+    started_at: datetime
+    due: datetime
+    days_overdue: float
+    cycles_missed: int | None
+    owner_unit: str | None
+    custodian_unit: str | None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "referral": self.referral,
+            "subject": self.subject,
+            "rule": self.rule,
+            "started_at": iso_z(self.started_at),
+            "due": iso_z(self.due),
+            "days_overdue": self.days_overdue,
+            "cycles_missed": self.cycles_missed,
+            "owner_unit": self.owner_unit,
+            "custodian_unit": self.custodian_unit,
+        }
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What one catch-up (or rebuild) did."""
+
+    position: int
+    head: int
+    #: log entries read (directory entries included)
+    entries: int
+    referrals_folded: int
+    rounds: int
+    seconds: float
+    #: why the tables were emptied first, if they were (rebuild, layout or policy change)
+    reset: str | None = None
+
+    @property
+    def entries_per_second(self) -> float:
+        return self.entries / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    position: int
+    head: int
+    layout: str | None
+    policy: str | None
+    tables: dict[str, int]
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.position, 0)
+
+    def as_document(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "head": self.head,
+            "lag": self.lag,
+            "layout": self.layout,
+            "policy": self.policy,
+            "tables": dict(self.tables),
+        }
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+class _PositionMoved(Exception):
+    """Another catch-up committed first; this round is rolled back and redone from there."""
+
+
+@dataclass(frozen=True)
+class _Tracking:
+    position: int
+    layout: str
+    policy: str
+
+
+class _History:
+    """One referral's events held in memory: its own stream and each subject's, in version order."""
+
+    __slots__ = ("last", "referral", "size", "subjects")
+
+    def __init__(self) -> None:
+        self.referral: list[LedgerEvent] = []
+        self.subjects: dict[str, list[LedgerEvent]] = {}
+        self.last: dict[UUID, int] = {}
+        self.size = 0
+
+    def add(self, subject: str | None, event: LedgerEvent) -> None:
+        stream = event.originator_id
+        # the same event can come from the log and from a stream read: keep it once
+        if event.originator_version <= self.last.get(stream, 0):
+            return
+        self.last[stream] = event.originator_version
+        (self.referral if subject is None else self.subjects.setdefault(subject, [])).append(event)
+        self.size += 1
+
+
+@dataclass
+class _Round:
+    """Log entries (start, end] grouped by referral."""
+
+    start: int
+    end: int
+    entries: int = 0
+    touched: dict[str, list[tuple[str | None, LedgerEvent]]] = field(default_factory=dict)
+    #: referrals whose receipt is in this round (nothing of them is stored yet)
+    received: set[str] = field(default_factory=set)
+    streams: list[StreamRow] = field(default_factory=list)
+
+
+_PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+class ReadModels:
+    """The rm_* tables of one ledger: catch-up, rebuild, status and the portfolio queries.
+
+    Every query catches up first, so an answer covers every event in the log when it was
+    asked. ``policy`` is the rule set obligations are judged by; tables built under another
+    policy are rebuilt on the next catch-up.
+    """
+
+    def __init__(self, ledger: Ledger, policy: Policy = DEFAULT_POLICY) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        recorder: Any = ledger.recorder
+        module = type(recorder).__module__
+        if module == "eventsourcing.sqlite":
+            self.backend = "sqlite"
+            self._prefix = ""
+        elif module == "eventsourcing.postgres":
+            self.backend = "postgres"
+            self._prefix = f'"{recorder.datastore.schema}".'
+        else:
+            raise ReadModelsUnavailable("stored read models need a SQLite or PostgreSQL ledger")
+        self._datastore: Any = recorder.datastore
+        self._streams: dict[UUID, tuple[str, str | None]] = {}
+        self._ready = False
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _table(self, name: str) -> str:
+        return self._prefix + name
+
+    def _sql(self, text: str) -> str:
+        """Write statements with ?-placeholders or :names; PostgreSQL's driver wants %s / %(name)s."""
+        if self.backend == "sqlite":
+            return text
+        return _PARAM.sub(r"%(\1)s", text.replace("?", "%s"))
+
+    @contextmanager
+    def _transaction(self, *, commit: bool) -> Iterator[Any]:
+        with self._datastore.transaction(commit=commit) as cursor:
+            yield cursor
+
+    def _select(self, text: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> list[Any]:
+        with self._transaction(commit=False) as cursor:
+            cursor.execute(self._sql(text), params)
+            return list(cursor.fetchall())
+
+    def _insert(self, cursor: Any, table: _Table, rows: Sequence[NamedTuple]) -> None:
+        if not rows:
+            return
+        columns = ", ".join(table.columns)
+        if self.backend == "postgres":
+            # COPY is an order of magnitude faster than INSERTs over a network round trip
+            with cursor.copy(f"COPY {self._table(table.name)} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" for _ in table.columns)
+        cursor.executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
+
+    def _delete_referrals(self, cursor: Any, table: _Table, referrals: Sequence[str]) -> None:
+        if not referrals:
+            return
+        if self.backend == "postgres":
+            cursor.execute(f"DELETE FROM {self._table(table.name)} WHERE referral = ANY(%s)", (list(referrals),))
+        else:
+            cursor.executemany(f"DELETE FROM {table.name} WHERE referral = ?", [(referral,) for referral in referrals])
+
+    def _ensure_tables(self) -> None:
+        if self._ready:
+            return
+        if not self._tracking_exists():
+            self._create_tables()
+        tracking = self._read_tracking()
+        if tracking.layout != LAYOUT:
+            self._drop_tables()
+            self._create_tables()
+        self._ready = True
+
+    def _tracking_exists(self) -> bool:
+        if self.backend == "sqlite":
+            return bool(self._select("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'rm_tracking'"))
+        found = self._select("SELECT to_regclass(?) AS found", (self._table("rm_tracking"),))
+        return found[0]["found"] is not None
+
+    def _create_tables(self) -> None:
+        statements = [_TRACKING_DDL.format(table=self._table("rm_tracking"))]
+        for table in TABLES:
+            statements.extend(table.create(self._table(table.name)))
+        with self._transaction(commit=True) as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+            cursor.execute(
+                self._sql(
+                    f"INSERT INTO {self._table('rm_tracking')} (name, position, layout, policy, updated_at) "
+                    "VALUES (:name, 0, :layout, :policy, :now) ON CONFLICT (name) DO NOTHING"
+                ),
+                {"name": _TRACKING_NAME, "layout": LAYOUT, "policy": self.policy.version, "now": iso(self.ledger.clock())},
+            )
+
+    def _drop_tables(self) -> None:
+        with self._transaction(commit=True) as cursor:
+            for table in TABLES:
+                cursor.execute(f"DROP TABLE IF EXISTS {self._table(table.name)}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self._table('rm_tracking')}")
+
+    def _read_tracking(self) -> _Tracking:
+        rows = self._select(f"SELECT position, layout, policy FROM {self._table('rm_tracking')} WHERE name = :name", {"name": _TRACKING_NAME})
+        if not rows:
+            return _Tracking(0, "", "")
+        return _Tracking(int(rows[0]["position"]), str(rows[0]["layout"]), str(rows[0]["policy"]))
+
+    def _reset(self, tracking: _Tracking) -> None:
+        """Empty every table and set the position to 0, in one transaction (if nobody moved it)."""
+        with self._transaction(commit=True) as cursor:
+            self._claim(cursor, tracking, 0)
+            for table in TABLES:
+                cursor.execute(f"DELETE FROM {self._table(table.name)}")
+
+    def _claim(self, cursor: Any, tracking: _Tracking, position: int) -> None:
+        """Compare-and-set the tracking row: move it to ``position`` only if it is still ``tracking``."""
+        cursor.execute(
+            self._sql(
+                f"UPDATE {self._table('rm_tracking')} SET position = :new, layout = :layout, policy = :policy, updated_at = :now "
+                "WHERE name = :name AND position = :old AND layout = :old_layout AND policy = :old_policy RETURNING position"
+            ),
+            {
+                "new": position,
+                "layout": LAYOUT,
+                "policy": self.policy.version,
+                "now": iso(self.ledger.clock()),
+                "name": _TRACKING_NAME,
+                "old": tracking.position,
+                "old_layout": tracking.layout,
+                "old_policy": tracking.policy,
+            },
+        )
+        if cursor.fetchone() is None:
+            raise _PositionMoved
+
+    # --- catch-up -----------------------------------------------------------------------
+
+    def catch_up(
+        self,
+        *,
+        round_events: int = ROUND_EVENTS,
+        page_size: int = PAGE_SIZE,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> CatchUp:
+        """Fold every log entry after the position into the tables, up to the head seen at the start.
+
+        ``progress(position, head)`` is called after each page read.
+        """
+        return self._run(None, round_events, page_size, progress)
+
+    def rebuild(self, *, progress: Callable[[int, int], None] | None = None) -> CatchUp:
+        """Empty the tables and fold the whole log again (the answer must be the same tables)."""
+        return self._run("rebuild asked for", ROUND_EVENTS, PAGE_SIZE, progress)
+
+    def _run(self, reset: str | None, round_events: int, page_size: int, progress: Callable[[int, int], None] | None) -> CatchUp:
+        # A catch-up allocates millions of short-lived, acyclic objects while holding
+        # millions more; the cyclic collector would rescan the held ones again and again
+        # (a third of the time on a fresh build). Reference counting frees everything here.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._catch_up(reset, round_events, page_size, progress)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _catch_up(self, reset: str | None, round_events: int, page_size: int, progress: Callable[[int, int], None] | None) -> CatchUp:
+        began = time.perf_counter()
+        self._ensure_tables()
+        target = self.ledger.head()
+        cache: dict[str, _History] = {}
+        entries = folded = rounds = 0
+        pending_reset, done_reset = reset, None
+        while True:
+            tracking = self._read_tracking()
+            if pending_reset is None and tracking.policy != self.policy.version:
+                pending_reset = f"the tables were built under policy {tracking.policy}"
+            if pending_reset is not None:
+                try:
+                    self._reset(tracking)
+                except _PositionMoved:
+                    continue
+                pending_reset, done_reset = None, pending_reset
+                continue
+            if tracking.position >= target:
+                return CatchUp(tracking.position, target, entries, folded, rounds, time.perf_counter() - began, done_reset)
+            batch = self._read_round(tracking.position, round_events, page_size, target, progress)
+            histories = self._histories(batch, cache)
+            rows = [referral_rows(history.referral, history.subjects, self.policy) for history in histories.values()]
+            try:
+                self._commit_round(tracking, batch, rows)
+            except _PositionMoved:
+                continue  # someone else committed first: start again from their position
+            entries += batch.entries
+            folded += len(rows)
+            rounds += 1
+            if sum(history.size for history in cache.values()) > CACHE_EVENTS:
+                cache.clear()
+
+    def _read_round(self, after: int, limit: int, page_size: int, target: int, progress: Callable[[int, int], None] | None) -> _Round:
+        batch = _Round(start=after, end=after)
+        while batch.entries < limit and batch.end < target:
+            page = self.ledger.notifications(batch.end, min(page_size, limit - batch.entries))
+            if not page:
+                break
+            self._take_page(page, batch)
+            if progress is not None:
+                progress(batch.end, target)
+        return batch
+
+    def _take_page(self, page: Sequence[Any], batch: _Round) -> None:
+        mapper = self.ledger.mapper
+        decoded: list[tuple[int, LedgerEvent]] = []
+        for notification in page:
+            if notification.topic == _DIRECTORY_TOPIC:
+                continue  # the directory repeats what Subject.Extracted says
+            event = mapper.to_domain_event(notification)
+            if not isinstance(event, LedgerEvent):
+                raise ProjectionStopped(
+                    f"read models stopped at log position {notification.id}: {notification.topic} is not a ledger event they know"
+                )
+            decoded.append((notification.id, event))
+            if isinstance(event, Referral.Received):
+                self._introduce(batch, event.originator_id, event.reference, None)
+                batch.received.add(event.reference)
+            elif isinstance(event, Subject.Extracted):
+                self._introduce(batch, event.originator_id, event.referral, event.subject)
+        unknown = {event.originator_id for _, event in decoded if event.originator_id not in self._streams}
+        if unknown:
+            self._streams.update(self._stored_streams(unknown))
+        for position, event in decoded:
+            place = self._streams.get(event.originator_id)
+            if place is None:
+                raise ProjectionStopped(
+                    f"read models stopped at log position {position}: stream {event.originator_id} was not introduced "
+                    "by a receipt or a subject extraction"
+                )
+            referral, subject = place
+            batch.touched.setdefault(referral, []).append((subject, event))
+        batch.end = page[-1].id
+        batch.entries += len(page)
+
+    def _introduce(self, batch: _Round, stream: UUID, referral: str, subject: str | None) -> None:
+        self._streams[stream] = (referral, subject)
+        batch.streams.append(StreamRow(str(stream), referral, subject))
+
+    def _stored_streams(self, streams: Iterable[UUID]) -> dict[UUID, tuple[str, str | None]]:
+        found: dict[UUID, tuple[str, str | None]] = {}
+        wanted = [str(stream) for stream in streams]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._select(f"SELECT stream_id, referral, subject FROM {self._table('rm_streams')} WHERE stream_id IN ({marks})", chunk):
+                found[UUID(row["stream_id"])] = (row["referral"], row["subject"])
+        return found
+
+    def _histories(self, batch: _Round, cache: dict[str, _History]) -> dict[str, _History]:
+        """The full history of every referral the round touched (from memory, else its streams)."""
+        missing = [referral for referral in batch.touched if referral not in cache and referral not in batch.received]
+        self._load_streams_of(missing)
+        for referral, history in self._load_histories(missing).items():
+            cache[referral] = history
+        touched: dict[str, _History] = {}
+        for referral, events in batch.touched.items():
+            history = cache.setdefault(referral, _History())
+            for subject, event in events:
+                history.add(subject, event)
+            touched[referral] = history
+        return touched
+
+    def _load_histories(self, referrals: Sequence[str]) -> dict[str, _History]:
+        if not referrals:
+            return {}
+        streams: dict[str, list[tuple[UUID, str | None]]] = {referral: [] for referral in referrals}
+        for stream, (referral, subject) in self._streams.items():
+            if referral in streams:
+                streams[referral].append((stream, subject))
+        histories: dict[str, _History] = {}
+        for referral, members in streams.items():
+            history = _History()
+            # the referral's own stream first: its receipt introduces the rest
+            for stream, subject in sorted(members, key=lambda member: member[1] is not None):
+                for event in self.ledger.stream_events(stream):
+                    history.add(subject, event)
+            histories[referral] = history
+        return histories
+
+    def _commit_round(self, tracking: _Tracking, batch: _Round, rows: Sequence[ReferralRows]) -> None:
+        stored_before = [found.referral.referral for found in rows if found.referral.referral not in batch.received]
+        by_table: dict[str, list[NamedTuple]] = {
+            REFERRALS.name: [found.referral for found in rows],
+            INTERVALS.name: [row for found in rows for row in found.intervals],
+            OBLIGATIONS.name: [row for found in rows for row in found.obligations],
+            SUBJECTS.name: [row for found in rows for row in found.subjects],
+            LATE_ENTRIES.name: [row for found in rows for row in found.late_entries],
+            WINDOWS.name: [row for found in rows for row in found.windows],
+        }
+        with self._transaction(commit=True) as cursor:
+            self._claim(cursor, tracking, batch.end)
+            for table in _PER_REFERRAL:
+                self._delete_referrals(cursor, table, stored_before)
+            self._insert(cursor, STREAMS, batch.streams)
+            for table in _PER_REFERRAL:
+                self._insert(cursor, table, by_table[table.name])
+
+    def _load_streams_of(self, referrals: Iterable[str]) -> None:
+        """Make sure the in-memory stream map knows every stored stream of these referrals."""
+        wanted = sorted(set(referrals))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._select(f"SELECT stream_id, referral, subject FROM {self._table('rm_streams')} WHERE referral IN ({marks})", chunk):
+                self._streams[UUID(row["stream_id"])] = (row["referral"], row["subject"])
+
+    # --- status -------------------------------------------------------------------------
+
+    def status(self) -> StoreStatus:
+        """Position, head and row counts, without catching up (lag > 0 means work is pending)."""
+        head = self.ledger.head()
+        if not self._tracking_exists():
+            return StoreStatus(0, head, None, None, {table.name: 0 for table in TABLES})
+        tracking = self._read_tracking()
+        counts = {table.name: int(self._select(f"SELECT COUNT(*) AS n FROM {self._table(table.name)}")[0]["n"]) for table in TABLES}
+        return StoreStatus(tracking.position, head, tracking.layout, tracking.policy, counts)
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every rm_* table, sorted (to compare two stores)."""
+        return {
+            table.name: sorted(
+                (tuple(row[column] for column in table.columns) for row in self._select(f"SELECT * FROM {self._table(table.name)}")),
+                key=repr,
+            )
+            for table in TABLES
+        }
+
+    # --- queries ------------------------------------------------------------------------
+
+    def windows(self) -> list[WindowRow]:
+        """Every back-dating window: when a referral's answers come from its folds, not its rows."""
+        rows = self._select(f"SELECT referral, from_us, until_us FROM {self._table('rm_windows')} ORDER BY referral, from_us")
+        return [WindowRow(row["referral"], int(row["from_us"]), int(row["until_us"])) for row in rows]
+
+    def back_dated_at(self, instant: datetime) -> set[str]:
+        """Referrals with a back-dated entry in flight at ``instant``: answered from the folds there."""
+        return self._ambiguous(instant)
+
+    def _ambiguous(self, instant: datetime) -> set[str]:
+        """Referrals with a back-dated entry in flight at ``instant``: answer those from the folds."""
+        rows = self._select(
+            f"SELECT DISTINCT referral FROM {self._table('rm_windows')} WHERE from_us <= :t AND until_us > :t", {"t": to_us(instant)}
+        )
+        return {row["referral"] for row in rows}
+
+    def _history_of(self, referral: str) -> tuple[list[LedgerEvent], dict[str, list[LedgerEvent]]]:
+        return self.ledger.referral_events(referral), self.ledger.subject_events(referral)
+
+    def gaps(
+        self,
+        *,
+        now: datetime,
+        as_known_at: datetime | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        min_days: float | None = None,
+        exact: bool = True,
+    ) -> list[GapRow]:
+        """Every gap that overlaps [start, end], as known now or at ``as_known_at``.
+
+        A running gap is measured up to ``now`` (or ``as_known_at``). ``exact=False`` answers
+        from the stored rows alone, even inside back-dating windows (tests use it to show
+        where the windows matter).
+        """
+        self.catch_up()
+        until = as_known_at or now
+        known = to_us(as_known_at) if as_known_at is not None else _NO_UPPER
+        rows = self._select(
+            f"SELECT referral, start_us, end_us, end_recorded_us FROM {self._table('rm_intervals')} "
+            "WHERE kind = :kind AND start_recorded_us <= :known AND start_us <= :upper",
+            {"kind": GAP, "known": known, "upper": to_us(end) if end is not None else _NO_UPPER},
+        )
+        skip = self._ambiguous(as_known_at) if as_known_at is not None and exact else set()
+        found: list[tuple[str, datetime, datetime | None]] = []
+        for row in rows:
+            if row["referral"] in skip:
+                continue
+            ended = row["end_us"] if row["end_us"] is not None and row["end_recorded_us"] <= known else None
+            found.append((row["referral"], from_us(row["start_us"]), None if ended is None else from_us(ended)))
+        for referral in sorted(skip):
+            try:
+                history = ownership_history(self.ledger.referral_events(referral), as_known_at=as_known_at)
+            except NotFound:
+                continue  # not yet recorded at ``as_known_at``
+            found.extend((referral, gap.start, gap.end) for gap in history.gaps if end is None or gap.start <= end)
+        answers = [
+            GapRow(referral, gap_start, gap_end, days(max((gap_end or until) - gap_start, timedelta(0))))
+            for referral, gap_start, gap_end in found
+            if start is None or gap_end is None or gap_end > start
+        ]
+        if min_days is not None:
+            answers = [gap for gap in answers if gap.days >= min_days]
+        answers.sort(key=lambda gap: (gap.referral, gap.start))
+        return answers
+
+    def _contains(self, alias: str, as_known_now: bool) -> str:
+        """SQL: interval ``alias`` holds instant :t (as known at :t unless ``as_known_now``)."""
+        if as_known_now:
+            return f"{alias}.start_us <= :t AND ({alias}.end_us IS NULL OR {alias}.end_us > :t)"
+        return (
+            f"{alias}.start_us <= :t AND {alias}.start_recorded_us <= :t "
+            f"AND ({alias}.end_us IS NULL OR {alias}.end_us > :t OR {alias}.end_recorded_us > :t)"
+        )
+
+    def _unit_at(self, kind: str, as_known_now: bool) -> str:
+        return (
+            f"(SELECT i.unit FROM {self._table('rm_intervals')} i WHERE i.referral = o.referral AND i.kind = '{kind}' "
+            f"AND {self._contains('i', as_known_now)} ORDER BY i.seq DESC LIMIT 1)"
+        )
+
+    def overdue(
+        self, at: datetime, *, as_known_now: bool = False, unit: str | None = None, rule: str | None = None, exact: bool = True
+    ) -> list[OverdueRow]:
+        """Obligations open and overdue at ``at`` (as known then, or now), with owner and custodian at ``at``.
+
+        ``unit`` keeps the rows its unit answered for: it owned the referral, or held it while
+        nobody owned it.
+        """
+        self.catch_up()
+        known = "" if as_known_now else "AND o.started_recorded_us <= :t "
+        satisfied = "o.satisfied_us > :t" if as_known_now else "o.satisfied_us > :t OR o.satisfied_recorded_us > :t"
+        rows = self._select(
+            f"SELECT o.referral, o.subject, o.rule, o.started_us, o.due_us, o.cadence_us, "
+            f"{self._unit_at(OWNER, as_known_now)} AS owner_unit, {self._unit_at(CUSTODY, as_known_now)} AS custodian_unit "
+            f"FROM {self._table('rm_obligations')} o "
+            f"WHERE o.due_us < :t AND o.started_us <= :t {known}"
+            f"AND (o.satisfied_us IS NULL OR {satisfied})" + (" AND o.rule = :rule" if rule is not None else ""),
+            {"t": to_us(at), "rule": rule} if rule is not None else {"t": to_us(at)},
+        )
+        skip = self._ambiguous(at) if exact and not as_known_now else set()
+        found = [
+            _overdue_row(row["referral"], row["subject"], row["rule"], row["started_us"], row["due_us"], row["cadence_us"], at, row)
+            for row in rows
+            if row["referral"] not in skip
+        ]
+        for referral in sorted(skip):
+            found.extend(row for row in self._overdue_from_folds(referral, at) if rule is None or row.rule == rule)
+        if unit is not None:
+            found = [row for row in found if _answers_for(row.owner_unit, row.custodian_unit) == unit]
+        found.sort(key=lambda row: (row.due, row.referral, row.subject or "", row.rule))
+        return found
+
+    def _overdue_from_folds(self, referral: str, at: datetime) -> list[OverdueRow]:
+        referral_events, subject_events = self._history_of(referral)
+        owner, custodian = _holders_at(referral_events, at)
+        return [
+            OverdueRow(
+                referral,
+                found.subject,
+                found.rule,
+                found.started_at,
+                found.due,
+                days(at - found.due),
+                found.cycles_missed,
+                owner,
+                custodian,
+            )
+            for found in obligations_at(referral_events, subject_events, at, policy=self.policy)
+            if found.status == OVERDUE
+        ]
+
+    def late_entries(self, *, min_lag: timedelta | None = None) -> list[LateEntry]:
+        """Every entry recorded more than the late-entry threshold (or ``min_lag``) after it occurred."""
+        threshold = self.policy.late_entry_threshold() if min_lag is None else min_lag
+        attestation_after = self.policy.attestation_threshold()
+        if threshold < LATE_FLOOR:
+            return self._late_entries_from_log(threshold, attestation_after)
+        self.catch_up()
+        rows = self._select(
+            f"SELECT referral, subject, type, version, occurred_us, recorded_us, late_reason FROM {self._table('rm_late_entries')} "
+            "WHERE recorded_us - occurred_us > :threshold",
+            {"threshold": threshold // _MICROSECOND},
+        )
+        found = [
+            LateEntry(
+                referral=row["referral"],
+                subject=row["subject"],
+                type=row["type"],
+                version=int(row["version"]),
+                occurred_at=from_us(row["occurred_us"]),
+                recorded_at=from_us(row["recorded_us"]),
+                late_reason=row["late_reason"],
+                needs_attestation=(row["recorded_us"] - row["occurred_us"]) > attestation_after // _MICROSECOND,
+            )
+            for row in rows
+        ]
+        found.sort(key=_late_order)
+        return found
+
+    def _late_entries_from_log(self, threshold: timedelta, attestation_after: timedelta) -> list[LateEntry]:
+        # Shorter delays than LATE_FLOOR are not stored: read every entry of the log once.
+        self.catch_up()
+        found: list[LateEntry] = []
+        position = 0
+        while page := self.ledger.notifications(position, PAGE_SIZE):
+            position = page[-1].id
+            events = [self.ledger.mapper.to_domain_event(n) for n in page if n.topic != _DIRECTORY_TOPIC]
+            late = [e for e in events if isinstance(e, LedgerEvent) and e.recorded_at - e.occurred_at > threshold]
+            unknown = {event.originator_id for event in late if event.originator_id not in self._streams}
+            if unknown:
+                self._streams.update(self._stored_streams(unknown))
+            for event in late:
+                referral, subject = self._streams[event.originator_id]
+                found.append(late_entry_of(event, referral, subject, attestation_after))
+        found.sort(key=_late_order)
+        return found
+
+    def backlog(self, at: datetime, *, as_known_now: bool = False, exact: bool = True) -> list[OpenReferral]:
+        """Every referral open at ``at`` with its owner, custodian, open subjects and overdue counts.
+
+        ``projections.backlog.backlog(referrals, at)`` groups them per unit.
+        """
+        self.catch_up()
+        t = {"t": to_us(at)}
+        open_rows = self._select(
+            f"SELECT o.referral, r.received_us, {self._unit_at(OWNER, as_known_now)} AS owner_unit, "
+            f"{self._unit_at(CUSTODY, as_known_now)} AS custodian_unit "
+            f"FROM {self._table('rm_intervals')} o JOIN {self._table('rm_referrals')} r ON r.referral = o.referral "
+            f"WHERE o.kind = '{OPEN_PERIOD}' AND {self._contains('o', as_known_now)}",
+            t,
+        )
+        subject_known = "" if as_known_now else "AND s.extracted_recorded_us <= :t "
+        subject_closed = "s.closed_us > :t" if as_known_now else "s.closed_us > :t OR s.closed_recorded_us > :t"
+        subject_rows = self._select(
+            f"SELECT s.referral, COUNT(*) AS n FROM {self._table('rm_subjects')} s WHERE s.extracted_us <= :t {subject_known}"
+            f"AND (s.closed_us IS NULL OR {subject_closed}) GROUP BY s.referral",
+            t,
+        )
+        skip = self._ambiguous(at) if exact and not as_known_now else set()
+        subjects = {row["referral"]: int(row["n"]) for row in subject_rows}
+        overdue: dict[str, dict[str, int]] = {}
+        for row in self.overdue(at, as_known_now=as_known_now, exact=exact):
+            counts = overdue.setdefault(row.referral, {})
+            counts[row.rule] = counts.get(row.rule, 0) + 1
+        found = [
+            OpenReferral(
+                referral=row["referral"],
+                received_at=from_us(row["received_us"]),
+                owner_unit=row["owner_unit"],
+                custodian_unit=row["custodian_unit"],
+                open_subjects=subjects.get(row["referral"], 0),
+                overdue=overdue.get(row["referral"], {}),
+            )
+            for row in open_rows
+            if row["referral"] not in skip
+        ]
+        for referral in sorted(skip):
+            exact_row = self._open_from_folds(referral, at, overdue.get(referral, {}))
+            if exact_row is not None:
+                found.append(exact_row)
+        found.sort(key=lambda item: item.referral)
+        return found
+
+    def _open_from_folds(self, referral: str, at: datetime, overdue: Mapping[str, int]) -> OpenReferral | None:
+        referral_events, subject_events = self._history_of(referral)
+        try:
+            history = ownership_history(referral_events, as_known_at=at, until=at)
+        except LedgerError:
+            return None  # not yet received, or not yet recorded, at ``at``
+        if history.status != OPEN:
+            return None
+        owner, custodian = history.ownership_at(at), history.custody_at(at)
+        open_subjects = 0
+        for subject, events in subject_events.items():
+            row = subject_row(referral, subject, [event for event in events if event.recorded_at <= at])
+            if row is not None and _subject_open(row, to_us(at)):
+                open_subjects += 1
+        return OpenReferral(
+            referral=referral,
+            received_at=history.received_at,
+            owner_unit=None if owner is None else owner.unit,
+            custodian_unit=custodian.unit if custodian is not None else "",
+            open_subjects=open_subjects,
+            overdue=dict(overdue),
+        )
+
+
+def _subject_open(row: SubjectRow, t: int) -> bool:
+    # events recorded after ``t`` are already left out of ``row``
+    return row.extracted_us <= t and (row.closed_us is None or row.closed_us > t)
+
+
+def _holders_at(referral_events: Sequence[LedgerEvent], at: datetime) -> tuple[str | None, str | None]:
+    """Owner and custodian units at ``at``, as known at ``at``."""
+    try:
+        history = ownership_history(referral_events, as_known_at=at, until=at)
+    except LedgerError:
+        return None, None  # not yet received, or not yet recorded, at ``at``
+    owner, custodian = history.ownership_at(at), history.custody_at(at)
+    return (None if owner is None else owner.unit), (None if custodian is None else custodian.unit)
+
+
+def _overdue_row(
+    referral: str, subject: str | None, rule: str, started_us: int, due_us: int, cadence_us: int | None, at: datetime, units: Any
+) -> OverdueRow:
+    due = from_us(due_us)
+    late = days(at - due)
+    return OverdueRow(
+        referral,
+        subject,
+        rule,
+        from_us(started_us),
+        due,
+        late,
+        None if cadence_us is None else cycles_missed(late, cadence_us),
+        units["owner_unit"],
+        units["custodian_unit"],
+    )
+
+
+def cycles_missed(days_overdue: float, cadence_us: int) -> int:
+    """Review cycles missed, counted as the obligations fold counts them (on the rounded days)."""
+    return max(1, math.ceil(days_overdue / (cadence_us / _DAY_US) - 1e-9))
+
+
+def _answers_for(owner_unit: str | None, custodian_unit: str | None) -> str | None:
+    return owner_unit if owner_unit is not None else custodian_unit
+
+
+def _late_order(entry: LateEntry) -> tuple[str, datetime, datetime, str, int]:
+    return (entry.referral, entry.recorded_at, entry.occurred_at, entry.subject or "", entry.version)

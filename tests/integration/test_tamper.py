@@ -1,0 +1,234 @@
+"""The tamper matrix, on SQLite and PostgreSQL: a database superuser edits the stored events
+(after dropping or disabling the append-only triggers) and ``verify`` names the first bad
+event exactly: referral/subject, version and log position.
+
+Each case starts from the worked example (49 stored events) and a checkpoint with its leaf
+file, as an auditor would have kept them outside the organisation.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import orjson
+import pytest
+
+from ledger.application import Ledger
+from ledger.importing import import_file
+from ledger.integrity import (
+    Checkpoint,
+    Finding,
+    Verification,
+    canonical_stored,
+    checkpoint_leaves,
+    digest,
+    make_checkpoint,
+    verify_ledger,
+)
+from ledger.storage import Database, append_only_guard_state, connect_postgres, resolve_database
+from ledger.subject import directory_id
+from ledger.values import referral_id, subject_id
+from tests.conftest import EXAMPLES, Clock
+
+Row = tuple[int, str, int, str, bytes]
+
+
+class Superuser:
+    """Someone with full access to the database: guards off, then plain SQL on the events."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        if database.backend == "sqlite":
+            self.sqlite = sqlite3.connect(database.location, isolation_level=None)
+            self.table, self.position, self.mark = "stored_events", "rowid", "?"
+            for trigger in ("stored_events_no_update", "stored_events_no_delete"):
+                self.sqlite.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        else:
+            self.postgres = connect_postgres(database)
+            schema = f'"{database.schema}"'
+            self.table, self.position, self.mark = f"{schema}.ledger_events", "notification_id", "%s"
+            self.postgres.execute(f"ALTER TABLE {self.table} DISABLE TRIGGER ALL")
+
+    def run(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+        statement = statement.format(table=self.table, position=self.position).replace("?", self.mark)
+        if self.database.backend == "sqlite":
+            return self.sqlite.execute(statement, params).fetchall()
+        cursor = self.postgres.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+    def rows(self) -> list[Row]:
+        stream = "originator_id" if self.database.backend == "sqlite" else "originator_id::text"
+        found = self.run(f"SELECT {{position}}, {stream}, originator_version, topic, state FROM {{table}} ORDER BY {{position}}")
+        return [(p, str(UUID(s)), v, t, bytes(b)) for p, s, v, t, b in found]
+
+    def stream_id(self, stream: str) -> Any:
+        return UUID(stream).hex if self.database.backend == "sqlite" else UUID(stream)
+
+    def set_state(self, position: int, state: bytes) -> None:
+        self.run("UPDATE {table} SET state = ? WHERE {position} = ?", state, position)
+
+    def edit(self, position: int, change: Callable[[dict[str, Any]], None]) -> None:
+        (state,) = self.run("SELECT state FROM {table} WHERE {position} = ?", position)[0]
+        decoded = orjson.loads(bytes(state))
+        change(decoded)
+        self.set_state(position, orjson.dumps(decoded))
+
+    def remove_stored_checkpoints(self) -> None:
+        """What a thorough attacker does: the ledger's own checkpoints would give them away."""
+        if self.database.backend == "sqlite":
+            for trigger in ("integrity_checkpoints_no_update", "integrity_checkpoints_no_delete"):
+                self.sqlite.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+            self.sqlite.execute("DELETE FROM integrity_checkpoints")
+        else:
+            table = f'"{self.database.schema}".integrity_checkpoints'
+            self.postgres.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
+            self.postgres.execute(f"DELETE FROM {table}")
+
+    def close(self) -> None:
+        (self.sqlite if self.database.backend == "sqlite" else self.postgres).close()
+
+
+@dataclass
+class World:
+    """The ledger under attack, what the auditor kept, and the attacker."""
+
+    ledger: Ledger
+    database: Database
+    checkpoint: Checkpoint
+    leaves: bytes
+    attacker: Superuser
+
+    def verify(self, with_checkpoint: bool = True, with_leaves: bool = True) -> Verification:
+        checkpoint = self.checkpoint if with_checkpoint else None
+        leaves = self.leaves if with_checkpoint and with_leaves else None
+        return verify_ledger(self.ledger, self.database, checkpoint, None, leaves, append_only_guard_state(self.database))
+
+    def position_of(self, reference: str, version: int, subject: str | None = None, directory: bool = False) -> int:
+        stream = directory_id(reference) if directory else subject_id(reference, subject) if subject else referral_id(reference)
+        return int(self.attacker.run("SELECT {position} FROM {table} WHERE originator_id = ? AND originator_version = ?", self.attacker.stream_id(str(stream)), version)[0][0])
+
+
+@pytest.fixture
+def world(ledger: Ledger, clock: Clock, database_url: str) -> Iterator[World]:
+    clock.set("2024-07-01T09:00:00+00:00")
+    import_file(ledger, EXAMPLES / "cybertip.jsonl", historical=True)
+    database = resolve_database(database_url)
+    made = make_checkpoint(ledger, database)
+    attacker = Superuser(database)
+    yield World(ledger, database, made.checkpoint, checkpoint_leaves(database, made.checkpoint), attacker)
+    attacker.close()
+
+
+def where(finding: Finding | None) -> tuple[Any, ...]:
+    assert finding is not None, "nothing was found"
+    return (finding.kind, finding.referral, finding.subject, finding.version, finding.position)
+
+
+def test_the_untampered_ledger_verifies(world: World) -> None:
+    result = world.verify()
+    assert result.sound, [f.describe() for f in result.findings]
+    assert result.checkpoint is not None and result.checkpoint.extends
+    assert (result.events, result.stored_checked, result.stored_matching) == (49, 1, 1)
+
+
+def test_edited_bytes_of_one_payload(world: World) -> None:
+    position = world.position_of("R-2024-0311", 2)
+    (state,) = world.attacker.run("SELECT state FROM {table} WHERE {position} = ?", position)[0]
+    world.attacker.set_state(position, bytes(state).replace(b'"VERY_HIGH"', b'"LOW"'))
+    result = world.verify(with_checkpoint=False)
+    assert where(result.first_bad) == ("content-edited", "R-2024-0311", None, 2, position)
+    assert where(world.verify().first_bad) == ("content-edited", "R-2024-0311", None, 2, position)
+
+
+def test_one_deleted_event(world: World) -> None:
+    deleted = world.position_of("R-2024-0402", 3, subject="SUBJ-02")
+    successor = world.position_of("R-2024-0402", 4, subject="SUBJ-02")
+    world.attacker.run("DELETE FROM {table} WHERE {position} = ?", deleted)
+    result = world.verify(with_checkpoint=False)
+    assert where(result.first_bad) == ("version-gap", "R-2024-0402", "SUBJ-02", 4, successor)
+    assert result.first_bad is not None and "version 3 not found" in result.first_bad.problem
+
+
+def test_two_events_with_their_contents_swapped(world: World) -> None:
+    one, two = world.position_of("R-2024-0311", 3), world.position_of("R-2024-0311", 4)
+    (first,), (second,) = (world.attacker.run("SELECT state FROM {table} WHERE {position} = ?", p)[0] for p in (one, two))
+    world.attacker.set_state(one, bytes(second))
+    world.attacker.set_state(two, bytes(first))
+    assert where(world.verify(with_checkpoint=False).first_bad) == ("inserted", "R-2024-0311", None, 3, one)
+
+
+def test_a_truncated_tail_is_caught_against_an_earlier_checkpoint(world: World) -> None:
+    last_kept = world.attacker.rows()[-4][0]
+    world.attacker.run("DELETE FROM {table} WHERE {position} > ?", last_kept)
+    result = world.verify()
+    assert result.first_bad is not None
+    assert (result.first_bad.kind, result.first_bad.leaf) == ("checkpoint-truncated", 46)
+    assert f"the last 3 were removed after log position {last_kept}" in result.first_bad.problem
+    # the checkpoint stored in the database says the same, unless the attacker removes it too
+    stored = world.verify(with_checkpoint=False)
+    assert stored.first_bad is not None and (stored.first_bad.kind, stored.first_bad.leaf) == ("stored-checkpoint-truncated", 46)
+    world.attacker.remove_stored_checkpoints()
+    assert world.verify(with_checkpoint=False).sound
+
+
+def test_a_forged_event_inserted_mid_stream(world: World) -> None:
+    """The forger makes room in the log and in the stream and gives the forgery a true link."""
+    attacker = world.attacker
+    place = world.position_of("R-2024-0311", 6)
+    stream = str(referral_id("R-2024-0311"))
+    (_, _, _, topic5, state5) = next(r for r in attacker.rows() if r[1] == stream and r[2] == 5)
+    (_, _, _, topic6, state6) = next(r for r in attacker.rows() if r[1] == stream and r[2] == 6)
+    forged = orjson.loads(state6)
+    forged.update(prev_hash=digest(canonical_stored(UUID(stream), 5, topic5, state5)), reason="forged: accepted on the phone")
+    attacker.run("UPDATE {table} SET originator_version = -originator_version WHERE originator_id = ? AND originator_version >= 6", attacker.stream_id(stream))
+    attacker.run("UPDATE {table} SET originator_version = 1 - originator_version WHERE originator_id = ? AND originator_version < 0", attacker.stream_id(stream))
+    attacker.run("UPDATE {table} SET {position} = -{position} WHERE {position} >= ?", place)
+    attacker.run("UPDATE {table} SET {position} = 1 - {position} WHERE {position} < 0")
+    attacker.run(
+        "INSERT INTO {table} ({position}, originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
+        place,
+        attacker.stream_id(stream),
+        6,
+        topic6,
+        orjson.dumps(forged),
+    )
+    result = world.verify(with_checkpoint=False)
+    assert where(result.first_bad) == ("inserted", "R-2024-0311", None, 6, place)
+    assert where(world.verify().first_bad) == ("inserted", "R-2024-0311", None, 6, place)
+
+
+def test_a_consistent_rewrite_is_caught_only_against_an_earlier_checkpoint(world: World) -> None:
+    """Edit one event, recompute every later link of its stream, remove the stored checkpoints."""
+    attacker = world.attacker
+    stream = str(referral_id("R-2024-0311"))
+    edited = world.position_of("R-2024-0311", 4)
+    attacker.edit(edited, lambda state: state.update(reason="U-OPS2 had no capacity"))
+    previous = next(r for r in attacker.rows() if r[0] == edited)
+    for row in [r for r in attacker.rows() if r[1] == stream and r[2] > 4]:
+        link = digest(canonical_stored(UUID(stream), previous[2], previous[3], previous[4]))
+        attacker.edit(row[0], lambda state, link=link: state.update(prev_hash=link))
+        previous = next(r for r in attacker.rows() if r[0] == row[0])
+    attacker.remove_stored_checkpoints()
+    assert world.verify(with_checkpoint=False).sound
+    bounded = world.verify(with_leaves=False)
+    assert bounded.first_bad is not None and (bounded.first_bad.kind, bounded.first_bad.leaf_range) == ("checkpoint-root-mismatch", (0, 49))
+    assert where(world.verify().first_bad) == ("checkpoint-leaf-differs", "R-2024-0311", None, 4, edited)
+
+
+def test_an_edit_to_a_streams_last_event_is_caught_against_the_checkpoint(world: World) -> None:
+    last = world.position_of("R-2024-0402", 3, directory=True)
+    world.attacker.edit(last, lambda state: state.update(subject="SUBJ-99"))
+    assert not world.verify(with_checkpoint=False).sound  # the checkpoint stored in the database still holds
+    assert where(world.verify().first_bad) == ("checkpoint-leaf-differs", "R-2024-0402", None, 3, last)
+
+
+def test_guards_off_and_nothing_changed_verifies_and_says_so(world: World) -> None:
+    result = world.verify()
+    assert result.sound
+    expected = "missing" if world.database.backend == "sqlite" else "disabled"
+    assert set(result.guards.values()) == {expected}
+    assert any("Append-only guards were not in force" in note for note in result.notes)
