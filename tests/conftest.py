@@ -20,7 +20,8 @@ from ledger.application import Ledger
 from ledger.storage import open_ledger, resolve_database
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
-EXAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "examples"
+#: the worked example (two referrals, 45 events) and the answers the rules must give
+EXAMPLES = Path(__file__).resolve().parent / "data" / "worked_example"
 
 
 def _answers(url: str) -> bool:

@@ -1,4 +1,4 @@
-"""The worked example (shared/examples/cybertip.jsonl) end to end through the CLI, on each backend.
+"""The worked example (tests/data/worked_example/cybertip.jsonl) end to end through the CLI, on each backend.
 
 Every answer in ``cybertip_expected.json`` is checked by running the command its
 ``meta.queries`` names against a fresh ledger that imported the file with ``--historical``.
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from cli import main
+from tests.conftest import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
 SOURCE = EXAMPLES / "cybertip.jsonl"
 #: days are rounded to 2 decimals in the expected file and in the answers.
 DAYS_TOLERANCE = 0.01

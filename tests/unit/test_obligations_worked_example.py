@@ -1,4 +1,4 @@
-"""The worked example (shared/examples): every overdue obligation it lists, from the fold."""
+"""The worked example (tests/data/worked_example): every overdue obligation it lists, from the fold."""
 
 from __future__ import annotations
 
