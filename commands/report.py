@@ -26,7 +26,9 @@ STDOUT = Path("-")
 
 @click.command("report")
 @click.argument("reference", metavar="REFERRAL")
-@click.option("--at", "at_text", metavar="T", help="The report's instant: the case as it stood at T (ISO 8601 with zone, or a date; default now).")
+@click.option(
+    "--at", "at_text", metavar="T", help="The report's instant: the case as it stood at T (ISO 8601 with zone, or a date; default now)."
+)
 @click.option(
     "--as-known-at",
     "known_text",
@@ -40,10 +42,24 @@ STDOUT = Path("-")
     type=click.Choice(["html", "md"]),
     help="html: one self-contained page with the ownership chart; md: Markdown text (default: md for .md files, else html).",
 )
-@click.option("--pdf", "pdf", type=_FILE, metavar="FILE", help="Also print the HTML case file to a PDF (A4) with headless Chromium.")
-@click.option("--checkpoint", "checkpoint_file", type=_EXISTING, metavar="FILE", help="Verify against this checkpoint file (default: the newest stored).")
+@click.option(
+    "--pdf",
+    "pdf",
+    type=_FILE,
+    metavar="FILE",
+    help="Print the HTML case file to a PDF (A4) with headless Chromium (with or without --out).",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=_EXISTING,
+    metavar="FILE",
+    help="Verify against this checkpoint file (default: the newest stored).",
+)
 @click.option("--public-key", metavar="PUB", help="The public key the checkpoint must be signed with (PEM file, or 64 hex characters).")
-@click.option("--no-verify", is_flag=True, help="Do not verify the ledger (verification reads every event); the report says it was not checked.")
+@click.option(
+    "--no-verify", is_flag=True, help="Do not verify the ledger (verification reads every event); the report says it was not checked."
+)
 @output_options(tabular=False)
 def report_command(
     reference: str,
@@ -174,8 +190,12 @@ def report_sentence(case: CaseFile, paths: list[str]) -> str:
     lines = [f"Wrote the case file of {case.reference} to {path}" for path in paths]
     lines.append(
         f"As at {iso(case.at)}, {case.knowledge}: {holder}, custodian {case.owner.custodian.unit}; "
-        f"{case.unowned_days:.2f} days unowned in {len(case.history.gaps)} gap(s); "
-        f"{counts['breached']} obligations breached, {counts['open-overdue']} open and overdue; "
-        f"{len(case.late)} late entries; {len(case.history.disputed_claims)} disputed claims; {verified}."
+        f"{case.unowned_days:.2f} days unowned in {_count(len(case.history.gaps), 'gap')}; "
+        f"{_count(counts['breached'], 'obligation')} breached, {counts['open-overdue']} open and overdue; "
+        f"{_count(len(case.late), 'late entry', 'late entries')}; {_count(len(case.history.disputed_claims), 'disputed claim')}; {verified}."
     )
     return "\n".join(lines)
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number} {one if number == 1 else many or one + 's'}"

