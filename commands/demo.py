@@ -29,7 +29,11 @@ OPSB = ("P-042", "team-manager", "U-OPSB")
 OPSB_DI = ("P-045", "detective-inspector", "U-OPSB")
 TASKING = ("P-050", "head-of-tasking", "U-TASKING")
 LIAISON = ("P-061", "liaison-officer", "U-LIAISON")
-FORCES = {"F-NORTH": ("P-101", "force-liaison", "F-NORTH"), "F-EAST": ("P-102", "force-liaison", "F-EAST"), "F-WEST": ("P-103", "force-liaison", "F-WEST")}
+FORCES = {
+    "F-NORTH": ("P-101", "force-liaison", "F-NORTH"),
+    "F-EAST": ("P-102", "force-liaison", "F-EAST"),
+    "F-WEST": ("P-103", "force-liaison", "F-WEST"),
+}
 
 
 def _t(text: str) -> datetime:
@@ -44,7 +48,9 @@ def story() -> list[dict[str, Any]]:
     """The events, in recording order (recorded_at: minutes after occurring, unless late)."""
     lines: list[tuple[datetime, dict[str, Any]]] = []
 
-    def event(kind: str, when: str, actor: tuple[str, str, str], referral: str = REFERENCE, lag: timedelta = timedelta(minutes=12), **fields: Any) -> None:
+    def event(
+        kind: str, when: str, actor: tuple[str, str, str], referral: str = REFERENCE, lag: timedelta = timedelta(minutes=12), **fields: Any
+    ) -> None:
         occurred = _t(when)
         record: dict[str, Any] = {
             "type": kind,
@@ -57,56 +63,188 @@ def story() -> list[dict[str, Any]]:
         lines.append((occurred + lag, record))
 
     # July 2012: a bulk package arrives from overseas and is passed around
-    event("received", "2012-07-16T09:10:00", REGISTRY, originator="X-OVERSEAS-POLICE", channel="international liaison",
-          originator_reference="OVS-2012-4471", claimed_subject_count=2345, grading={"scheme": "admiralty", "value": "B2"},
-          handling_conditions=["law-enforcement use only", "originator consent before onward dissemination"],
-          package_hash="sha256:9c1e2f0d7a4b8e6c3d5f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d", custodian_unit="U-INTAKE")
-    event("assessed", "2012-07-18T15:00:00", ANALYST, risk_band="HIGH", immediate_risk=False, grading={"scheme": "3x5x2", "value": "2-B-C"},
-          recommended_lead_unit="U-OPSA", rationale="Customer records of a site selling indecent images of children; 2,345 named customers, some with access to children.")
+    event(
+        "received",
+        "2012-07-16T09:10:00",
+        REGISTRY,
+        originator="X-OVERSEAS-POLICE",
+        channel="international liaison",
+        originator_reference="OVS-2012-4471",
+        claimed_subject_count=2345,
+        grading={"scheme": "admiralty", "value": "B2"},
+        handling_conditions=["law-enforcement use only", "originator consent before onward dissemination"],
+        package_hash="sha256:9c1e2f0d7a4b8e6c3d5f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a6b8c0d",
+        custodian_unit="U-INTAKE",
+    )
+    event(
+        "assessed",
+        "2012-07-18T15:00:00",
+        ANALYST,
+        risk_band="HIGH",
+        immediate_risk=False,
+        grading={"scheme": "3x5x2", "value": "2-B-C"},
+        recommended_lead_unit="U-OPSA",
+        rationale="Customer records of a site selling indecent images of children; 2,345 named customers, some with access to children.",
+    )
     event("ownership_offered", "2012-07-20T10:00:00", TRIAGE_MANAGER, to_unit="U-OPSA", reply_due="2012-07-25T10:00:00Z")
-    event("ownership_declined", "2012-07-25T16:30:00", OPSA, reason="No capacity: two live operations. Suggest U-OPSB as it holds the payment-data expertise.")
-    event("escalation_raised", "2012-07-26T09:00:00", TRIAGE_MANAGER, to_role="head-of-tasking", issue="No lead unit for the overseas customer list.",
-          decision_due="2012-08-02T12:00:00Z")
-    event("decision_recorded", "2012-08-02T11:00:00", TASKING, outcome="DEFER", rationale="Await the originator's fuller data set before choosing a lead.",
-          options_considered=["U-OPSA lead", "U-OPSB lead", "split by region"], revisit_by="2012-08-30T12:00:00Z")
-    event("note_added", "2012-08-02T11:30:00", ANALYST, lag=timedelta(days=3, hours=2), late_reason="Tasking minutes typed up after the meeting.",
-          text="Tasking meeting: U-OPSB said it would pick the package up.", claim={"type": "ownership_accepted", "unit": "U-OPSB"})
+    event(
+        "ownership_declined",
+        "2012-07-25T16:30:00",
+        OPSA,
+        reason="No capacity: two live operations. Suggest U-OPSB as it holds the payment-data expertise.",
+    )
+    event(
+        "escalation_raised",
+        "2012-07-26T09:00:00",
+        TRIAGE_MANAGER,
+        to_role="head-of-tasking",
+        issue="No lead unit for the overseas customer list.",
+        decision_due="2012-08-02T12:00:00Z",
+    )
+    event(
+        "decision_recorded",
+        "2012-08-02T11:00:00",
+        TASKING,
+        outcome="DEFER",
+        rationale="Await the originator's fuller data set before choosing a lead.",
+        options_considered=["U-OPSA lead", "U-OPSB lead", "split by region"],
+        revisit_by="2012-08-30T12:00:00Z",
+    )
+    event(
+        "note_added",
+        "2012-08-02T11:30:00",
+        ANALYST,
+        lag=timedelta(days=3, hours=2),
+        late_reason="Tasking minutes typed up after the meeting.",
+        text="Tasking meeting: U-OPSB said it would pick the package up.",
+        claim={"type": "ownership_accepted", "unit": "U-OPSB"},
+    )
     # sixteen months of silence; then the originator asks for an update
-    event("external_request_received", "2013-11-20T08:45:00", LIAISON, **{"from": "X-OVERSEAS-POLICE"}, summary="Originator asks what action was taken on the 2012 customer list.")
-    event("escalation_raised", "2013-11-20T10:00:00", LIAISON, to_role="head-of-tasking", issue="Originator chasing; package still has no owner.",
-          decision_due="2013-11-22T12:00:00Z")
-    event("decision_recorded", "2013-11-21T14:00:00", TASKING, outcome="ASSIGN_OWNER", rationale="U-OPSB to lead; assess all 2,345 names by risk.")
+    event(
+        "external_request_received",
+        "2013-11-20T08:45:00",
+        LIAISON,
+        **{"from": "X-OVERSEAS-POLICE"},
+        summary="Originator asks what action was taken on the 2012 customer list.",
+    )
+    event(
+        "escalation_raised",
+        "2013-11-20T10:00:00",
+        LIAISON,
+        to_role="head-of-tasking",
+        issue="Originator chasing; package still has no owner.",
+        decision_due="2013-11-22T12:00:00Z",
+    )
+    event(
+        "decision_recorded",
+        "2013-11-21T14:00:00",
+        TASKING,
+        outcome="ASSIGN_OWNER",
+        rationale="U-OPSB to lead; assess all 2,345 names by risk.",
+    )
     event("ownership_offered", "2013-11-21T14:30:00", TASKING, to_unit="U-OPSB", reply_due="2013-11-22T14:30:00Z")
-    event("ownership_accepted", "2013-11-22T09:00:00", OPSB, lag=timedelta(days=9, hours=3), late_reason="Accepted by e-mail to the tasking desk; entered at the weekly reconciliation.",
-          reason="Accepted; triage of subjects starts at once.")
+    event(
+        "ownership_accepted",
+        "2013-11-22T09:00:00",
+        OPSB,
+        lag=timedelta(days=9, hours=3),
+        late_reason="Accepted by e-mail to the tasking desk; entered at the weekly reconciliation.",
+        reason="Accepted; triage of subjects starts at once.",
+    )
     event("custody_transferred", "2013-11-22T11:00:00", REGISTRY, to_unit="U-OPSB")
     event("external_reply_sent", "2013-11-26T16:00:00", LIAISON, reply_to="X-OVERSEAS-POLICE")
-    event("review_recorded", "2013-11-29T10:00:00", OPSB_DI, progress="First supervisory review since receipt: owner confirmed, triage under way.",
-          owner_confirmed="U-OPSB", next_review_by="2013-12-13T10:00:00Z")
+    event(
+        "review_recorded",
+        "2013-11-29T10:00:00",
+        OPSB_DI,
+        progress="First supervisory review since receipt: owner confirmed, triage under way.",
+        owner_confirmed="U-OPSB",
+        next_review_by="2013-12-13T10:00:00Z",
+    )
 
     # A first tranche of the customer list is registered as its own package and worked subject by subject
-    event("received", "2013-11-30T09:00:00", REGISTRY, referral=PACKAGE, originator="X-OVERSEAS-POLICE", channel="international liaison",
-          originator_reference="OVS-2012-4471/T1", claimed_subject_count=len(SUBJECTS), custodian_unit="U-OPSB")
+    event(
+        "received",
+        "2013-11-30T09:00:00",
+        REGISTRY,
+        referral=PACKAGE,
+        originator="X-OVERSEAS-POLICE",
+        channel="international liaison",
+        originator_reference="OVS-2012-4471/T1",
+        claimed_subject_count=len(SUBJECTS),
+        custodian_unit="U-OPSB",
+    )
     event("ownership_offered", "2013-11-30T09:10:00", TASKING, referral=PACKAGE, to_unit="U-OPSB")
     event("ownership_accepted", "2013-11-30T09:20:00", OPSB, referral=PACKAGE)
-    event("assessed", "2013-11-30T11:00:00", OPSB_DI, referral=PACKAGE, risk_band="HIGH", immediate_risk=False, rationale="First tranche: the subjects with access to children.")
+    event(
+        "assessed",
+        "2013-11-30T11:00:00",
+        OPSB_DI,
+        referral=PACKAGE,
+        risk_band="HIGH",
+        immediate_risk=False,
+        rationale="First tranche: the subjects with access to children.",
+    )
     bands = ["VERY_HIGH", "HIGH", "HIGH", "MEDIUM", "MEDIUM", "MEDIUM", "LOW", "LOW"]
     forces = ["F-NORTH", "F-EAST", "F-WEST", "F-NORTH", "F-EAST", "F-WEST", "F-NORTH", "F-EAST"]
     for n, subject in enumerate(SUBJECTS):
         event("subject_extracted", f"2013-12-02T09:{n:02d}:00", ANALYST, referral=PACKAGE, subject=subject, category="suspect")
     for n, subject in enumerate(SUBJECTS):
-        event("subject_triaged", f"2013-12-02T14:{n:02d}:00", ANALYST, referral=PACKAGE, subject=subject, risk_tool="RPT", risk_tool_version="3.2",
-              band=bands[n], target_force=forces[n], drivers=["works with children"] if bands[n] == "VERY_HIGH" else [])
+        event(
+            "subject_triaged",
+            f"2013-12-02T14:{n:02d}:00",
+            ANALYST,
+            referral=PACKAGE,
+            subject=subject,
+            risk_tool="RPT",
+            risk_tool_version="3.2",
+            band=bands[n],
+            target_force=forces[n],
+            drivers=["works with children"] if bands[n] == "VERY_HIGH" else [],
+        )
     for n, subject in enumerate(SUBJECTS[:4]):
-        event("subject_disseminated", f"2013-12-03T10:{n:02d}:00", OPSB, referral=PACKAGE, subject=subject, to_force=forces[n], authorised_by="P-042",
-              grading={"scheme": "3x5x2", "value": "2-B-C"}, consent_reference="OVS-CONSENT-118")
+        event(
+            "subject_disseminated",
+            f"2013-12-03T10:{n:02d}:00",
+            OPSB,
+            referral=PACKAGE,
+            subject=subject,
+            to_force=forces[n],
+            authorised_by="P-042",
+            grading={"scheme": "3x5x2", "value": "2-B-C"},
+            consent_reference="OVS-CONSENT-118",
+        )
     event("force_acknowledged", "2013-12-03T15:00:00", FORCES["F-NORTH"], referral=PACKAGE, subject="SUBJ-01")
-    event("force_action_recorded", "2013-12-04T06:30:00", FORCES["F-NORTH"], referral=PACKAGE, subject="SUBJ-01", action="Warrant executed; devices seized; subject arrested.")
-    event("force_rejected", "2013-12-04T11:00:00", FORCES["F-EAST"], referral=PACKAGE, subject="SUBJ-02", reason="Subject lives in F-WEST's area.")
-    event("subject_disseminated", "2013-12-04T14:00:00", OPSB, referral=PACKAGE, subject="SUBJ-02", to_force="F-WEST", authorised_by="P-042")
+    event(
+        "force_action_recorded",
+        "2013-12-04T06:30:00",
+        FORCES["F-NORTH"],
+        referral=PACKAGE,
+        subject="SUBJ-01",
+        action="Warrant executed; devices seized; subject arrested.",
+    )
+    event(
+        "force_rejected",
+        "2013-12-04T11:00:00",
+        FORCES["F-EAST"],
+        referral=PACKAGE,
+        subject="SUBJ-02",
+        reason="Subject lives in F-WEST's area.",
+    )
+    event(
+        "subject_disseminated", "2013-12-04T14:00:00", OPSB, referral=PACKAGE, subject="SUBJ-02", to_force="F-WEST", authorised_by="P-042"
+    )
     event("force_acknowledged", "2013-12-04T16:00:00", FORCES["F-WEST"], referral=PACKAGE, subject="SUBJ-02")
     event("force_acknowledged", "2013-12-05T09:00:00", FORCES["F-NORTH"], referral=PACKAGE, subject="SUBJ-04")
-    event("subject_closed", "2013-12-05T12:00:00", OPSB, referral=PACKAGE, subject="SUBJ-08", outcome="NFA", rationale="Misidentified: card used fraudulently.")
+    event(
+        "subject_closed",
+        "2013-12-05T12:00:00",
+        OPSB,
+        referral=PACKAGE,
+        subject="SUBJ-08",
+        outcome="NFA",
+        rationale="Misidentified: card used fraudulently.",
+    )
     # SUBJ-03 stays in transit to F-WEST: sent, never acknowledged
     lines.sort(key=lambda pair: pair[0])
     return [record for _, record in lines]
@@ -117,11 +255,16 @@ def _queries(db: str) -> Iterator[tuple[str, list[str]]]:
     yield "Who owned it a week after it arrived? Nobody: an offer is not ownership.", ["owner", REFERENCE, "--at", "2012-07-23T12:00:00Z"]
     yield "Who owned it a year later, in the middle of the gap?", ["owner", REFERENCE, "--at", "2013-06-01T12:00:00Z"]
     yield "After the acceptance, as known now (it happened on 22 November 2013):", ["owner", REFERENCE, "--at", "2013-11-25T12:00:00Z"]
-    yield "…and as the ledger knew it on 25 November: the acceptance was not entered until 1 December.", [
-        "owner", REFERENCE, "--at", "2013-11-25T12:00:00Z", "--as-known-at", "2013-11-25T12:00:00Z"]
+    yield (
+        "…and as the ledger knew it on 25 November: the acceptance was not entered until 1 December.",
+        ["owner", REFERENCE, "--at", "2013-11-25T12:00:00Z", "--as-known-at", "2013-11-25T12:00:00Z"],
+    )
     yield "Ownership and custody over its whole life, gaps marked:", ["history", REFERENCE]
     yield "Every event, both clocks, late entries flagged:", ["timeline", REFERENCE]
-    yield "What was overdue on 1 September 2012, as a supervisor could have seen it that day:", ["obligations", REFERENCE, "--at", "2012-09-01T12:00:00Z"]
+    yield (
+        "What was overdue on 1 September 2012, as a supervisor could have seen it that day:",
+        ["obligations", REFERENCE, "--at", "2012-09-01T12:00:00Z"],
+    )
     yield "The bulk package: where each subject is, on 6 December 2013:", ["subjects", "list", PACKAGE, "--at", "2013-12-06T12:00:00Z"]
     yield "The package at a glance:", ["package", PACKAGE, "--at", "2013-12-06T12:00:00Z"]
     yield "The morning audit: every ownership gap in the ledger,", ["audit", "gaps"]
@@ -129,7 +272,10 @@ def _queries(db: str) -> Iterator[tuple[str, list[str]]]:
     yield "every late entry,", ["audit", "late-entries"]
     yield "and the backlog per unit.", ["backlog", "--at", "2013-12-10T12:00:00Z"]
     folder = Path(db).parent
-    yield "Prove the record was not altered: make a signing key, sign a checkpoint, verify against it.", ["keygen", "--out", str(folder / "auditor.key")]
+    yield (
+        "Prove the record was not altered: make a signing key, sign a checkpoint, verify against it.",
+        ["keygen", "--out", str(folder / "auditor.key")],
+    )
     yield "", ["checkpoint", "--key", str(folder / "auditor.key"), "--out", str(folder / "checkpoint.json")]
     yield "", ["verify", "--checkpoint", str(folder / "checkpoint.json"), "--public-key", str(folder / "auditor.key.pub")]
     yield "The investigator's case file:", ["report", REFERENCE, "--out", str(Path(db).parent / "case-file.html")]
@@ -149,8 +295,14 @@ def _available(path: list[str]) -> bool:
 
 
 @click.command("demo")
-@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("refledger-demo"), show_default=True,
-              help="Where to write the demo ledger and its files.")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("refledger-demo"),
+    show_default=True,
+    help="Where to write the demo ledger and its files.",
+)
 def demo(folder: Path) -> None:
     """Write a fictional story into a fresh SQLite ledger and show what it answers.
 
@@ -168,7 +320,12 @@ def demo(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "ledger.sqlite"
     # a fresh ledger each time: remove what an earlier demo left here
-    for leftover in [*(Path(str(db) + s) for s in ("", "-wal", "-shm")), folder / "auditor.key", folder / "auditor.key.pub", folder / "checkpoint.json"]:
+    for leftover in [
+        *(Path(str(db) + s) for s in ("", "-wal", "-shm")),
+        folder / "auditor.key",
+        folder / "auditor.key.pub",
+        folder / "checkpoint.json",
+    ]:
         leftover.unlink(missing_ok=True)
     records = story()
     story_file = folder / "story.jsonl"

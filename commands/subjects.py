@@ -213,7 +213,9 @@ def record_rows(
         try:
             row_stamp = {**stamp, **_fields(cells, *STAMP_COLUMNS)}
             for record in to_records(cells):
-                commands.append((line, parse_record({"referral": reference, **row_stamp, **record}, source={"file": table.sha256, "line": line})))
+                commands.append(
+                    (line, parse_record({"referral": reference, **row_stamp, **record}, source={"file": table.sha256, "line": line}))
+                )
                 counts[record["type"]] += 1
         except LedgerError as error:
             raise InvalidInput(f"line {line}: {error}") from None

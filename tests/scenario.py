@@ -27,7 +27,9 @@ def at(day: int, hour: int = 9, minute: int = 0) -> str:
     return (datetime(2024, 3, 1, tzinfo=UTC) + timedelta(days=day - 1, hours=hour, minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def rec(type: str, when: str, unit: str = "U-INTAKE", *, recorded: str | None = None, referral: str = REFERENCE, **fields: Any) -> dict[str, Any]:
+def rec(
+    type: str, when: str, unit: str = "U-INTAKE", *, recorded: str | None = None, referral: str = REFERENCE, **fields: Any
+) -> dict[str, Any]:
     record = {
         "type": type,
         "referral": referral,
@@ -72,7 +74,12 @@ class Outcome:
         assert len(self._events()) == self.before
 
     def _events(self) -> list[LedgerEvent]:
-        return [e for n in self.ledger.recorder.select_notifications(start=1, limit=10_000) for e in [self.ledger.mapper.to_domain_event(n)] if isinstance(e, LedgerEvent)]
+        return [
+            e
+            for n in self.ledger.recorder.select_notifications(start=1, limit=10_000)
+            for e in [self.ledger.mapper.to_domain_event(n)]
+            if isinstance(e, LedgerEvent)
+        ]
 
 
 class Given:

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from ledger.values import iso
-
 from cli import main
+from ledger.values import iso
 from tests.conftest import EXAMPLES, count_events, synthetic_lines
 
 INTAKE = "P-01:registry-officer@U-INTAKE"
@@ -50,7 +49,22 @@ def refused(result: Result, message: str) -> None:
 
 @pytest.fixture
 def received(database_url: str) -> str:
-    ok(run(database_url, "receive", "R-1", "--originator", "X-FORCE", "--channel", "liaison", "--custodian-unit", "U-INTAKE", "--at", ago(48), *LATE))
+    ok(
+        run(
+            database_url,
+            "receive",
+            "R-1",
+            "--originator",
+            "X-FORCE",
+            "--channel",
+            "liaison",
+            "--custodian-unit",
+            "U-INTAKE",
+            "--at",
+            ago(48),
+            *LATE,
+        )
+    )
     ok(run(database_url, "offer", "R-1", "--to-unit", "U-OPS1", "--at", ago(47), *LATE))
     return database_url
 
@@ -85,7 +99,12 @@ def test_refusals_are_one_line_and_change_nothing(received: str, args: list[str]
 
 def test_an_unknown_event_type_in_an_import_is_refused(received: str, tmp_path: Path) -> None:
     path = tmp_path / "typo.jsonl"
-    record = {"type": "ownership_acepted", "referral": "R-1", "occurred_at": ago(1), "actor": {"person": "P", "role": "r", "unit": "U-OPS1"}}
+    record = {
+        "type": "ownership_acepted",
+        "referral": "R-1",
+        "occurred_at": ago(1),
+        "actor": {"person": "P", "role": "r", "unit": "U-OPS1"},
+    }
     path.write_text(json.dumps(record) + "\n")
     refused(run(received, "import", str(path)), "line 1: unknown type 'ownership_acepted'")
     assert count_events(received) == 2
@@ -93,7 +112,13 @@ def test_an_unknown_event_type_in_an_import_is_refused(received: str, tmp_path: 
 
 def test_an_unknown_field_in_an_import_is_refused(received: str, tmp_path: Path) -> None:
     path = tmp_path / "field.jsonl"
-    record = {"type": "note_added", "referral": "R-1", "occurred_at": ago(1), "actor": {"person": "P", "role": "r", "unit": "U"}, "txt": "typo"}
+    record = {
+        "type": "note_added",
+        "referral": "R-1",
+        "occurred_at": ago(1),
+        "actor": {"person": "P", "role": "r", "unit": "U"},
+        "txt": "typo",
+    }
     path.write_text(json.dumps(record) + "\n")
     refused(run(received, "import", str(path)), "line 1: unknown field 'txt' for type note_added")
 
@@ -115,7 +140,10 @@ def test_the_worked_example_imports_once(database_url: str) -> None:
 
 
 def test_recorded_at_needs_historical(database_url: str) -> None:
-    refused(run(database_url, "import", str(EXAMPLES / "cybertip.jsonl")), "line 1: unknown field 'recorded_at' for type received (recorded_at needs --historical)")
+    refused(
+        run(database_url, "import", str(EXAMPLES / "cybertip.jsonl")),
+        "line 1: unknown field 'recorded_at' for type received (recorded_at needs --historical)",
+    )
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -159,7 +187,13 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     executable = shutil.which("refledger", path=str(Path(sys.executable).parent))
     assert executable, "refledger is not installed next to this Python (pip install -e .)"
     env = os.environ | {"REFLEDGER_ACTOR": "P-01:registry@U-INTAKE", "REFLEDGER_DATABASE_URL": str(tmp_path / "l.sqlite")}
-    done = subprocess.run([executable, "receive", "R-9", "--originator", "X", "--channel", "post", "--custodian-unit", "U-INTAKE"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [executable, "receive", "R-9", "--originator", "X", "--channel", "post", "--custodian-unit", "U-INTAKE"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     done = subprocess.run([executable, "accept", "R-9"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1

@@ -78,7 +78,7 @@ def _writing_has_started(database_url: str) -> bool:
     if database.backend == "sqlite":
         wal = Path(database.location + "-wal")
         return wal.exists() and wal.stat().st_size > 2_000_000
-    pattern = f"%INSERT INTO \"{database.schema}\".\"ledger_events\"%"
+    pattern = f'%INSERT INTO "{database.schema}"."ledger_events"%'
     rows = raw_execute(database_url, f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '{pattern}' AND state = 'active'")
     return bool(rows[0][0])
 

@@ -53,17 +53,21 @@ def test_a_withdrawal_frees_the_way_for_another_offer() -> None:
 
 
 def test_a_decline_closes_the_offer_and_leaves_the_owner() -> None:
-    ledger = given(
-        received(), OFFER, rec("ownership_accepted", at(3), "U-OPS1"), rec("ownership_offered", at(4), "U-OPS1", to_unit="U-OPS2")
-    ).when(rec("ownership_declined", at(5), "U-OPS2", reason="No capacity")).then("OwnershipDeclined")
+    ledger = (
+        given(received(), OFFER, rec("ownership_accepted", at(3), "U-OPS1"), rec("ownership_offered", at(4), "U-OPS1", to_unit="U-OPS2"))
+        .when(rec("ownership_declined", at(5), "U-OPS2", reason="No capacity"))
+        .then("OwnershipDeclined")
+    )
     now = state(ledger, at(6))
     assert (now.owner_unit, now.open_offer) == ("U-OPS1", None)
 
 
 def test_the_owner_keeps_ownership_while_an_offer_is_open() -> None:
-    ledger = given(received(), OFFER, rec("ownership_accepted", at(3), "U-OPS1")).when(
-        rec("ownership_offered", at(4), "U-OPS1", to_unit="U-OPS2")
-    ).then("OwnershipOffered")
+    ledger = (
+        given(received(), OFFER, rec("ownership_accepted", at(3), "U-OPS1"))
+        .when(rec("ownership_offered", at(4), "U-OPS1", to_unit="U-OPS2"))
+        .then("OwnershipOffered")
+    )
     assert state(ledger, at(5)).owner_unit == "U-OPS1"
 
 
@@ -74,9 +78,11 @@ def test_only_the_owner_unit_can_release() -> None:
 
 
 def test_release_makes_the_referral_unowned() -> None:
-    ledger = given(received(), OFFER, rec("ownership_accepted", at(3), "U-OPS1")).when(
-        rec("ownership_released", at(4), "U-OPS1", reason="Outside remit")
-    ).then("OwnershipReleased")
+    ledger = (
+        given(received(), OFFER, rec("ownership_accepted", at(3), "U-OPS1"))
+        .when(rec("ownership_released", at(4), "U-OPS1", reason="Outside remit"))
+        .then("OwnershipReleased")
+    )
     now = state(ledger, at(5))
     assert (now.owner_unit, now.unowned_since.isoformat()) == (None, "2024-03-04T09:00:00+00:00")
 
@@ -96,9 +102,11 @@ def test_a_closed_referral_takes_only_notes_and_reopening() -> None:
 
 
 def test_closing_ends_ownership() -> None:
-    ledger = given(received(), OFFER, rec("ownership_accepted", at(3), "U-OPS1")).when(
-        rec("closed", at(4), "U-OPS1", reason="done")
-    ).then("Closed")
+    ledger = (
+        given(received(), OFFER, rec("ownership_accepted", at(3), "U-OPS1"))
+        .when(rec("closed", at(4), "U-OPS1", reason="done"))
+        .then("Closed")
+    )
     now = state(ledger, at(5))
     assert (now.status, now.owner_unit, now.custodian_unit) == ("closed", None, "U-INTAKE")
 
@@ -136,9 +144,11 @@ def test_a_late_acceptance_is_judged_at_the_time_it_claims() -> None:
 
 
 def test_a_note_claiming_acceptance_changes_nothing() -> None:
-    ledger = given(received(), OFFER).when(
-        rec("note_added", at(3), "U-TRIAGE", text="OPS2 said yes", claim={"type": "ownership_accepted", "unit": "U-OPS2"})
-    ).then("NoteAdded")
+    ledger = (
+        given(received(), OFFER)
+        .when(rec("note_added", at(3), "U-TRIAGE", text="OPS2 said yes", claim={"type": "ownership_accepted", "unit": "U-OPS2"}))
+        .then("NoteAdded")
+    )
     now = state(ledger, at(4))
     assert now.owner_unit is None and now.open_offer is not None
 
