@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from functools import wraps
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog, project_aggregate
@@ -24,10 +25,35 @@ from ledger.transcoder import OrjsonTranscoder
 from ledger.values import Entry, Stamp, referral_id, subject_id, utcnow
 
 A = TypeVar("A", bound=Aggregate)
+C = TypeVar("C", bound=Callable[..., Any])
+
+#: how often a command is re-run when another recording got to the same stream first
+ATTEMPTS = 3
 
 
 class ConcurrentUpdate(LedgerError):
     """Someone else recorded on the same referral at the same moment, repeatedly."""
+
+
+def retried(command: C) -> C:
+    """Re-run a command from a fresh read when another recording got there first.
+
+    Each command reads its aggregate, judges the event against it and saves; on a version
+    conflict nothing was saved, so running it again judges it against the newer history.
+    Inside a batch the conflict is reported instead (the whole batch is refused).
+    """
+
+    @wraps(command)
+    def run(self: Ledger, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return command(self, *args, **kwargs)
+            except ConcurrentUpdate:
+                if self._batch is not None or attempt == ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    return cast(C, run)
 
 
 class Ledger(Application[UUID]):
@@ -145,6 +171,7 @@ class Ledger(Application[UUID]):
 
     # --- referral commands ------------------------------------------------------
 
+    @retried
     def receive(self, reference: str, stamp: Stamp, **fields: Any) -> UUID:
         rid = referral_id(reference)
         if self._exists(rid):
@@ -153,76 +180,91 @@ class Ledger(Application[UUID]):
         self._keep(referral)
         return rid
 
+    @retried
     def assess(self, reference: str, stamp: Stamp, **fields: Any) -> None:
         referral = self.referral(reference)
         referral.assess(self._entry(stamp), **fields)
         self._keep(referral)
 
+    @retried
     def offer_ownership(self, reference: str, stamp: Stamp, to_unit: str, reply_due: datetime | None = None) -> None:
         referral = self.referral(reference)
         referral.offer(self._entry(stamp), to_unit, reply_due)
         self._keep(referral)
 
+    @retried
     def accept_ownership(self, reference: str, stamp: Stamp, reason: str | None = None) -> None:
         referral = self.referral(reference)
         referral.accept(self._entry(stamp), reason)
         self._keep(referral)
 
+    @retried
     def decline_ownership(self, reference: str, stamp: Stamp, reason: str) -> None:
         referral = self.referral(reference)
         referral.decline(self._entry(stamp), reason)
         self._keep(referral)
 
+    @retried
     def withdraw_offer(self, reference: str, stamp: Stamp, reason: str | None = None) -> None:
         referral = self.referral(reference)
         referral.withdraw_offer(self._entry(stamp), reason)
         self._keep(referral)
 
+    @retried
     def release_ownership(self, reference: str, stamp: Stamp, reason: str) -> None:
         referral = self.referral(reference)
         referral.release(self._entry(stamp), reason)
         self._keep(referral)
 
+    @retried
     def transfer_custody(self, reference: str, stamp: Stamp, to_unit: str) -> None:
         referral = self.referral(reference)
         referral.transfer_custody(self._entry(stamp), to_unit)
         self._keep(referral)
 
+    @retried
     def escalate(self, reference: str, stamp: Stamp, to_role: str, issue: str, decision_due: datetime | None = None) -> None:
         referral = self.referral(reference)
         referral.escalate(self._entry(stamp), to_role, issue, decision_due)
         self._keep(referral)
 
+    @retried
     def decide(self, reference: str, stamp: Stamp, **fields: Any) -> None:
         referral = self.referral(reference)
         referral.decide(self._entry(stamp), **fields)
         self._keep(referral)
 
+    @retried
     def review(self, reference: str, stamp: Stamp, progress: str, owner_confirmed: str, next_review_by: datetime | None = None) -> None:
         referral = self.referral(reference)
         referral.review(self._entry(stamp), progress, owner_confirmed, next_review_by)
         self._keep(referral)
 
+    @retried
     def receive_external_request(self, reference: str, stamp: Stamp, requester: str, summary: str) -> None:
         referral = self.referral(reference)
         referral.receive_external_request(self._entry(stamp), requester, summary)
         self._keep(referral)
 
+    @retried
     def send_external_reply(self, reference: str, stamp: Stamp, reply_to: str) -> None:
         referral = self.referral(reference)
         referral.send_external_reply(self._entry(stamp), reply_to)
         self._keep(referral)
 
+    @retried
     def add_note(self, reference: str, stamp: Stamp, text: str, claim: dict[str, str] | None = None) -> None:
         referral = self.referral(reference)
         referral.add_note(self._entry(stamp), text, claim)
         self._keep(referral)
 
+    @retried
     def close_referral(self, reference: str, stamp: Stamp, reason: str) -> None:
         referral = self.referral(reference)
         referral.close(self._entry(stamp), reason)
         self._keep(referral)
 
+    @retried
     def reopen_referral(self, reference: str, stamp: Stamp, reason: str) -> None:
         referral = self.referral(reference)
         referral.reopen(self._entry(stamp), reason)
@@ -230,6 +272,7 @@ class Ledger(Application[UUID]):
 
     # --- subject commands ---------------------------------------------------------
 
+    @retried
     def extract_subject(self, reference: str, stamp: Stamp, subject: str, category: str) -> UUID:
         entry = self._entry(stamp)
         self.referral(reference).check_open_at(entry)
@@ -272,21 +315,27 @@ class Ledger(Application[UUID]):
         command(found, entry, **fields)
         self._keep(found)
 
+    @retried
     def triage_subject(self, reference: str, stamp: Stamp, subject: str, **fields: Any) -> None:
         self._subject_command(reference, stamp, subject, Subject.triage, **fields)
 
+    @retried
     def disseminate_subject(self, reference: str, stamp: Stamp, subject: str, **fields: Any) -> None:
         self._subject_command(reference, stamp, subject, Subject.disseminate, **fields)
 
+    @retried
     def acknowledge_subject(self, reference: str, stamp: Stamp, subject: str) -> None:
         self._subject_command(reference, stamp, subject, Subject.acknowledge)
 
+    @retried
     def reject_subject(self, reference: str, stamp: Stamp, subject: str, reason: str) -> None:
         self._subject_command(reference, stamp, subject, Subject.reject, reason=reason)
 
+    @retried
     def record_force_action(self, reference: str, stamp: Stamp, subject: str, action: str) -> None:
         self._subject_command(reference, stamp, subject, Subject.record_action, action=action)
 
+    @retried
     def close_subject(self, reference: str, stamp: Stamp, subject: str, outcome: str, rationale: str) -> None:
         self._subject_command(reference, stamp, subject, Subject.close, outcome=outcome, rationale=rationale)
 
