@@ -88,6 +88,8 @@ def _postgres(url: str) -> Database:
         "POSTGRES_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT_SECONDS),
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_MAX_OVERFLOW": "4",
+        # the library's recorder, with large saves (imports) inserted in chunks
+        "APPLICATION_RECORDER_TOPIC": "ledger.storage_postgres:ChunkedPostgresApplicationRecorder",
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema
@@ -260,7 +262,11 @@ def read_event_rows(database: Database, after: int = 0, batch_size: int = 20_000
         f"WHERE notification_id > %s ORDER BY notification_id{bounded}"
     )
     # a named (server-side) cursor streams the table instead of loading it into memory
-    with connect_postgres(database) as connection, connection.transaction(), connection.cursor("refledger_event_rows", binary=True) as cursor:
+    with (
+        connect_postgres(database) as connection,
+        connection.transaction(),
+        connection.cursor("refledger_event_rows", binary=True) as cursor,
+    ):
         cursor.itersize = batch_size
         cursor.execute(statement, (after,))
         while batch := cursor.fetchmany(batch_size):
@@ -315,7 +321,10 @@ def select_checkpoint_rows(ledger: Ledger, database: Database, latest_only: bool
     """Stored checkpoints, oldest first: (size, position, root, last_leaf, frontier, checkpoint)."""
     order = "ORDER BY id DESC LIMIT 1" if latest_only else "ORDER BY id"
     return _query(
-        ledger, database, f"SELECT size, position, root, last_leaf, frontier, checkpoint FROM {_qualified(database, CHECKPOINTS_TABLE)} {order}", ()
+        ledger,
+        database,
+        f"SELECT size, position, root, last_leaf, frontier, checkpoint FROM {_qualified(database, CHECKPOINTS_TABLE)} {order}",
+        (),
     )
 
 
@@ -335,7 +344,10 @@ def append_only_guard_state(database: Database) -> dict[str, str]:
         try:
             if not connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone():
                 return {}
-            found = {name: "enabled" for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,))}
+            found = {
+                name: "enabled"
+                for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,))
+            }
         finally:
             connection.close()
     else:
@@ -345,7 +357,8 @@ def append_only_guard_state(database: Database) -> dict[str, str]:
             if relation is None:
                 return {}
             rows = connection.execute(
-                "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal", (_qualified(database, table),)
+                "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
+                (_qualified(database, table),),
             ).fetchall()
             found = {name: "disabled" if enabled == "D" else "enabled" for name, enabled in rows}
     return {name: found.get(name, "missing") for name in expected}

@@ -37,6 +37,17 @@ def test_a_sixty_event_file_imports(open_at: Callable[..., Ledger], database_url
     assert count_events(database_url) == 60
 
 
+def test_a_large_file_imports_in_one_transaction(open_at: Callable[..., Ledger], database_url: str, tmp_path: Path) -> None:
+    """Larger than one INSERT chunk on PostgreSQL (a save of thousands of events once stalled there)."""
+    from ledger.storage_postgres import CHUNK
+
+    path = tmp_path / "large.jsonl"
+    path.write_bytes(b"\n".join(synthetic_lines(CHUNK // 2)))  # 5.5 chunks of events
+    result = import_file(open_at(), path)
+    assert result.events == 11 * (CHUNK // 2) > 5 * CHUNK
+    assert count_events(database_url) == result.events
+
+
 @pytest.mark.parametrize("statement", ["UPDATE {table} SET topic = 'x'", "DELETE FROM {table}"])
 def test_the_database_refuses_to_change_stored_events(open_at: Callable[..., Ledger], database_url: str, statement: str) -> None:
     import_file(open_at(), EXAMPLES / "cybertip.jsonl", historical=True)

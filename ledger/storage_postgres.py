@@ -1,0 +1,41 @@
+"""The PostgreSQL side of storage: the library's application recorder, safe for large saves.
+
+The library sends a save as one ``INSERT … FROM unnest(%s)`` in psycopg's pipeline mode. With
+some thousands of events in one save (an import is one save) that stalls: the server waits
+for the rest of the query while the client waits for results. A large save here runs the
+very same statements (table lock, notify, the library's INSERT) in chunks, in one ordinary
+transaction without pipelining: still one transaction, still the table lock that keeps
+notification order equal to commit order. Small saves keep the library's path unchanged.
+
+Loaded only for ``postgresql://`` ledgers (through the library's APPLICATION_RECORDER_TOPIC),
+so SQLite users never import psycopg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+#: events per INSERT statement in a large save (a few MB of stored state at most)
+CHUNK = 2_000
+
+
+class ChunkedPostgresApplicationRecorder(PostgresApplicationRecorder):
+    """The library's PostgreSQL application recorder, with large saves inserted in chunks."""
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if len(stored_events) <= CHUNK:
+            return super().insert_events(stored_events, **kwargs)
+        notification_ids: list[int] = []
+        with self.datastore.get_connection() as connection, connection.transaction(), connection.cursor() as cursor:
+            self._lock_table(cursor)
+            self._notify_channel(cursor)
+            for start in range(0, len(stored_events), CHUNK):
+                chunk = stored_events[start : start + CHUNK]
+                rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state) for e in chunk]
+                cursor.execute(self.insert_events_statement, (rows,))
+                notification_ids += [row["notification_id"] for row in cursor.fetchall()]
+        return notification_ids
