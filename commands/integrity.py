@@ -119,7 +119,12 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str
     if leaves is not None and leaf_bytes is not None:
         _write_new(leaves, leaf_bytes)
     found = made.checkpoint
-    data = {"checkpoint": found.as_dict(), "new_events": made.new_events, "out": str(out) if out else None, "leaves": str(leaves) if leaves else None}
+    data = {
+        "checkpoint": found.as_dict(),
+        "new_events": made.new_events,
+        "out": str(out) if out else None,
+        "leaves": str(leaves) if leaves else None,
+    }
     signed = "signed" if found.signature else "unsigned"
     lines = [
         f"Checkpoint of {found.size} events ({made.new_events} new), {signed}, at {found.time}.",
@@ -226,7 +231,11 @@ def proof(reference: str, out: Path | None, fmt: str | None) -> None:
         "out": str(out),
     }
     later = f"; {data['events_after_checkpoint']} later events await the next checkpoint" if data["events_after_checkpoint"] else ""
-    emit(fmt, data, text=f"Wrote {data['events']} events of {reference} with inclusion proofs to {out} (checkpoint size {data['checkpoint_size']}{later}).")
+    emit(
+        fmt,
+        data,
+        text=f"Wrote {data['events']} events of {reference} with inclusion proofs to {out} (checkpoint size {data['checkpoint_size']}{later}).",
+    )
 
 
 @click.command("verify-proof")

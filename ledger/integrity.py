@@ -155,7 +155,8 @@ class Finding:
         elif self.stream:
             parts.append(f"stream {self.stream}")
         if self.version is not None:
-            parts.append(f"version {self.version}")
+            kind = f" ({self.topic.removeprefix('refledger:')})" if self.topic else ""
+            parts.append(f"version {self.version}{kind}")
         if self.position is not None:
             parts.append(f"log position {self.position}")
         if self.leaf is not None:
@@ -343,17 +344,15 @@ class _Stream:
         "subject",
         "text",
         "topic",
-        "uuid",
         "version",
     )
 
     def __init__(self, raw: str, chained: bool) -> None:
         self.raw = raw
         try:
-            self.uuid: UUID | None = UUID(raw)
-            self.text = str(self.uuid)
+            self.text = str(UUID(raw))  # the form canonical_bytes writes (SQLite stores bare hex)
         except ValueError:
-            self.uuid, self.text = None, raw
+            self.text = raw
         self.chained = chained
         self.referral: str | None = None
         self.subject: str | None = None
@@ -375,7 +374,9 @@ class _Scan:
 
     points: list[ReferencePoint]
     expected_leaves: bytes | None = None
-    frontier: MerkleFrontier = field(default_factory=MerkleFrontier)
+    size: int = 0  # leaves so far
+    # the frontier's subtree roots (as MerkleFrontier keeps them), appended to inline
+    subtrees: list[bytes] = field(default_factory=list)
     streams: dict[str, _Stream] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     findings_total: int = 0
@@ -394,16 +395,16 @@ class _Scan:
     def feed(self, batch: Iterable[EventRow]) -> None:
         """Hash each row, add it to the tree and check its link (the hot loop of verify)."""
         streams = self.streams
-        frontier = self.frontier
-        append = frontier.append
+        subtrees = self.subtrees
         expected = self.expected_leaves
         sha256 = hashlib.sha256
         loads = orjson.loads
         chained_prefixes = CHAINED_TOPIC_PREFIXES
         next_size = self._next_size()
         position = self.last_position
+        leaf_index = self.size - 1
         for position, raw_id, version, topic, state in batch:
-            leaf_index = frontier.size
+            leaf_index += 1
             stream = streams.get(raw_id)
             if stream is None:
                 stream = streams[raw_id] = _Stream(raw_id, topic.startswith(chained_prefixes))
@@ -415,18 +416,33 @@ class _Scan:
                 # the leaf still commits to the bytes as stored, so the tree stays computable
                 canonical = b"undecodable\x00" + bytes(state)
                 fields = None
-                self._add(Finding("undecodable", f"its stored state cannot be read ({_first_words(error)})"), stream, leaf_index, position, version, topic)
+                self._add(
+                    Finding("undecodable", f"its stored state cannot be read ({_first_words(error)})"),
+                    stream,
+                    leaf_index,
+                    position,
+                    version,
+                    topic,
+                )
             event_digest = sha256(canonical).digest()
             leaf = sha256(b"\x00" + event_digest).digest()  # merkle.leaf_hash, inlined
-            append(leaf)
+            # MerkleFrontier.append, inlined: a million method calls cost more than the hashing
+            subtrees.append(leaf)
+            carries = leaf_index
+            while carries & 1:
+                right = subtrees.pop()
+                subtrees[-1] = sha256(b"\x01" + subtrees[-1] + right).digest()  # merkle.node_hash
+                carries >>= 1
             digest_hex = event_digest.hex()
             if expected is not None and self.leaf_differs is None:
                 self._compare_leaf(expected, leaf, stream, leaf_index, position, version, topic)
             if leaf_index + 1 == next_size:
+                self.size = leaf_index + 1
                 self._check_points()
                 next_size = self._next_size()
             if (
-                version == stream.version + 1
+                stream.version
+                and version == stream.version + 1
                 and stream.chained
                 and type(fields) is dict
                 and fields.get("prev_hash") == stream.digest
@@ -442,11 +458,14 @@ class _Scan:
                     self.first_event = Finding("", "", 0, position, stream.text, version=version, topic=topic)
                 self._link(stream, leaf_index, position, version, topic, fields, digest_hex)
         self.last_position = position
+        self.size = leaf_index + 1
 
     def _next_size(self) -> int:
         return self.points[self._next_point].size if self._next_point < len(self.points) else -1
 
-    def _compare_leaf(self, expected: bytes, leaf: bytes, stream: _Stream, leaf_index: int, position: int, version: int, topic: str) -> None:
+    def _compare_leaf(
+        self, expected: bytes, leaf: bytes, stream: _Stream, leaf_index: int, position: int, version: int, topic: str
+    ) -> None:
         committed = expected[leaf_index * 32 : leaf_index * 32 + 32]
         if committed and committed != leaf:
             self.leaf_differs = self._add(
@@ -462,9 +481,14 @@ class _Scan:
                 topic,
             )
 
+    @property
+    def frontier(self) -> MerkleFrontier:
+        """The tree of the leaves so far."""
+        return MerkleFrontier.from_dict({"size": self.size, "hashes": [h.hex() for h in self.subtrees]})
+
     def _check_points(self) -> None:
         """Compare the root of the leaves so far with every reference point of this size."""
-        size = self.frontier.size
+        size = self.size
         root = self.frontier.root()
         while self._next_point < len(self.points) and self.points[self._next_point].size <= size:
             point = self.points[self._next_point]
@@ -539,11 +563,23 @@ class _Scan:
         in_broken, pending = False, None
         if stream.version == 0 and version != 1:
             missing = "version 1" if version == 2 else f"versions 1-{version - 1}"
-            self._add(Finding("first-event-missing", f"the stream's first event is missing: {missing} not found (deleted)"), stream, leaf, position, version, topic)
+            self._add(
+                Finding("first-event-missing", f"the stream's first event is missing: {missing} not found (deleted)"),
+                stream,
+                leaf,
+                position,
+                version,
+                topic,
+            )
         elif version > stream.version + 1:
             missing = f"version {stream.version + 1}" if version == stream.version + 2 else f"versions {stream.version + 1}-{version - 1}"
             self._add(
-                Finding("version-gap", f"its predecessor is missing: {missing} not found before it (deleted)"), stream, leaf, position, version, topic
+                Finding("version-gap", f"its predecessor is missing: {missing} not found before it (deleted)"),
+                stream,
+                leaf,
+                position,
+                version,
+                topic,
             )
         elif not decoded:
             in_broken = stream.chained
@@ -574,10 +610,11 @@ class _Scan:
                     stream.pending,
                 )
             elif stream.in_broken:
+                link = "is not the genesis value" if stream.version == 1 else f"does not match version {stream.version - 1}"
                 self._blame_head(
                     stream,
                     "altered",
-                    f"it was changed after it was recorded, link included: its prev_hash does not match version {stream.version - 1} "
+                    f"it was changed after it was recorded, link included: its prev_hash {link} "
                     f"and its hash does not match the one version {version} (log position {position}) carries",
                     stream.pending,
                 )
@@ -737,7 +774,9 @@ def verify_rows(
     points = [file_point] if file_point else []
     for found in stored:
         if file_point is None or (found.size, found.root) != (file_point.size, file_point.root.hex()):
-            points.append(ReferencePoint(found.size, bytes.fromhex(found.root), f"the checkpoint stored in the database at {found.time}", True))
+            points.append(
+                ReferencePoint(found.size, bytes.fromhex(found.root), f"the checkpoint stored in the database at {found.time}", True)
+            )
     scan = _scan_rows(batches, points, leaves)
     findings = list(scan.findings)
     extra = _reference_findings(scan, checkpoint)
@@ -987,7 +1026,14 @@ def make_checkpoint(ledger: Ledger, database: Database, private_key_pem: bytes |
     insert_checkpoint_row(
         ledger,
         database,
-        (checkpoint.size, position, checkpoint.root, last_leaf, orjson.dumps(frontier.to_dict()).decode(), orjson.dumps(checkpoint.as_dict()).decode()),
+        (
+            checkpoint.size,
+            position,
+            checkpoint.root,
+            last_leaf,
+            orjson.dumps(frontier.to_dict()).decode(),
+            orjson.dumps(checkpoint.as_dict()).decode(),
+        ),
     )
     return CheckpointMade(checkpoint, added)
 

@@ -79,7 +79,13 @@ def test_a_signed_checkpoint_kept_outside_verifies(run: Run, key: Path, tmp_path
     assert json.loads(out.read_text()) == checkpoint
     assert leaves.stat().st_size == 49 * 32
     answer = as_json(run("verify", "--checkpoint", str(out), "--public-key", f"{key}.pub", "--leaves", str(leaves), "--json"))
-    assert (answer["ok"], answer["events"], answer["root"], answer["first_bad"], answer["findings"]) == (True, 49, checkpoint["root"], None, [])
+    assert (answer["ok"], answer["events"], answer["root"], answer["first_bad"], answer["findings"]) == (
+        True,
+        49,
+        checkpoint["root"],
+        None,
+        [],
+    )
     assert answer["checkpoint"] == {**checkpoint, "source": "file", "signature_status": "valid", "extends": True}
     assert answer["stored_checkpoints"] == {"checked": 1, "matching": 1}
     assert set(answer) == {
@@ -111,7 +117,9 @@ def test_verify_names_the_first_bad_event_and_exits_3(run: Run, key: Path, tmp_p
         "problem": "it was changed after it was recorded: its hash does not match the prev_hash that version 3 (log position 3) carries",
         "leaf_range": None,
     }
-    assert result.stderr.startswith("Verification failed: referral R-2024-0311, version 2, log position 2, leaf 1: it was changed")
+    assert result.stderr.startswith(
+        "Verification failed: referral R-2024-0311, version 2 (Referral.Assessed), log position 2, leaf 1: it was changed"
+    )
     text = run("verify", "--checkpoint", str(out), exit_code=3)
     assert "NOT SOUND" in text.stdout and "the ledger does NOT extend it" in text.stdout
 

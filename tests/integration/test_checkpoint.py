@@ -109,7 +109,9 @@ def test_gaps_in_notification_ids_are_not_leaves(ledger: Ledger, clock: Clock, p
     try:
         clock.set("2024-07-01T09:00:00+00:00")
         import_file(gapped, EXAMPLES / "cybertip.jsonl", historical=True)
-        raw_execute(postgres_schema_url, "SELECT nextval(pg_get_serial_sequence('ledger_events', 'notification_id')) FROM generate_series(1, 5)")
+        raw_execute(
+            postgres_schema_url, "SELECT nextval(pg_get_serial_sequence('ledger_events', 'notification_id')) FROM generate_series(1, 5)"
+        )
         added = add_synthetic(gapped, tmp_path, 2)
         assert raw_execute(postgres_schema_url, "SELECT max(notification_id) FROM ledger_events")[0][0] == 49 + 5 + added
         made = make_checkpoint(gapped, database)

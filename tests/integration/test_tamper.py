@@ -109,7 +109,13 @@ class World:
 
     def position_of(self, reference: str, version: int, subject: str | None = None, directory: bool = False) -> int:
         stream = directory_id(reference) if directory else subject_id(reference, subject) if subject else referral_id(reference)
-        return int(self.attacker.run("SELECT {position} FROM {table} WHERE originator_id = ? AND originator_version = ?", self.attacker.stream_id(str(stream)), version)[0][0])
+        return int(
+            self.attacker.run(
+                "SELECT {position} FROM {table} WHERE originator_id = ? AND originator_version = ?",
+                self.attacker.stream_id(str(stream)),
+                version,
+            )[0][0]
+        )
 
 
 @pytest.fixture
@@ -184,8 +190,14 @@ def test_a_forged_event_inserted_mid_stream(world: World) -> None:
     (_, _, _, topic6, state6) = next(r for r in attacker.rows() if r[1] == stream and r[2] == 6)
     forged = orjson.loads(state6)
     forged.update(prev_hash=digest(canonical_stored(UUID(stream), 5, topic5, state5)), reason="forged: accepted on the phone")
-    attacker.run("UPDATE {table} SET originator_version = -originator_version WHERE originator_id = ? AND originator_version >= 6", attacker.stream_id(stream))
-    attacker.run("UPDATE {table} SET originator_version = 1 - originator_version WHERE originator_id = ? AND originator_version < 0", attacker.stream_id(stream))
+    attacker.run(
+        "UPDATE {table} SET originator_version = -originator_version WHERE originator_id = ? AND originator_version >= 6",
+        attacker.stream_id(stream),
+    )
+    attacker.run(
+        "UPDATE {table} SET originator_version = 1 - originator_version WHERE originator_id = ? AND originator_version < 0",
+        attacker.stream_id(stream),
+    )
     attacker.run("UPDATE {table} SET {position} = -{position} WHERE {position} >= ?", place)
     attacker.run("UPDATE {table} SET {position} = 1 - {position} WHERE {position} < 0")
     attacker.run(

@@ -89,7 +89,10 @@ def ledger() -> Iterator[Ledger]:
 @pytest.fixture
 def rows(ledger: Ledger) -> list[Row]:
     """A fresh copy of the stored rows, in log order, to tamper with."""
-    return [[n.id, str(n.originator_id), n.originator_version, n.topic, n.state] for n in ledger.recorder.select_notifications(start=1, limit=10_000)]
+    return [
+        [n.id, str(n.originator_id), n.originator_version, n.topic, n.state]
+        for n in ledger.recorder.select_notifications(start=1, limit=10_000)
+    ]
 
 
 def leaf_of(row: Row) -> bytes:
@@ -372,7 +375,7 @@ def test_checkpoint_files_are_read_strictly(document: object, message: str) -> N
 
 
 def test_public_keys_come_as_pem_or_hex(key_pair: tuple[bytes, bytes, str]) -> None:
-    private, public_pem, public_hex = key_pair
+    _, public_pem, public_hex = key_pair
     assert parse_public_key(public_pem) == parse_public_key(public_hex.encode()) == bytes.fromhex(public_hex)
     with pytest.raises(InvalidInput, match="not a PEM public key"):
         parse_public_key(b"hello")
