@@ -102,10 +102,15 @@ def _postgres(url: str) -> Database:
 def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow) -> tuple[Ledger, Database]:
     """Open (creating on first use) the ledger at ``url`` with its append-only guards."""
     database = resolve_database(url)
-    if database.schema:
+    env = dict(database.env)
+    if _events_table_exists(database):
+        # the library would re-run CREATE … IF NOT EXISTS, which on PostgreSQL queues
+        # behind an import's table lock: a reader must not wait for a writer
+        env["CREATE_TABLE"] = "no"
+    elif database.schema:
         _create_schema(database)
     try:
-        ledger = Ledger(env=database.env, clock=clock)
+        ledger = Ledger(env=env, clock=clock)
         install_append_only_guards(ledger, database)
     except (PersistenceError, OSError, sqlite3.Error) as error:
         raise StorageError(f"cannot open the ledger at {database.location}: {_first_line(error)}") from None
@@ -115,6 +120,28 @@ def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow) 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
+
+
+def _events_table_exists(database: Database) -> bool:
+    if database.backend == "sqlite":
+        path = Path(database.location)
+        if not path.exists() or path.stat().st_size == 0:
+            return False
+        try:
+            connection = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        except sqlite3.Error:
+            return False  # let the library report what is wrong with the file
+        try:
+            return (
+                connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (database.events_table,)).fetchone()
+                is not None
+            )
+        except sqlite3.DatabaseError:
+            return False
+        finally:
+            connection.close()
+    with connect_postgres(database) as connection:
+        return connection.execute("SELECT to_regclass(%s)", (_qualified(database, database.events_table),)).fetchone()[0] is not None
 
 
 def _create_schema(database: Database) -> None:
@@ -177,7 +204,36 @@ def install_append_only_guards(ledger: Ledger, database: Database) -> None:
     They stop honest mistakes and casual edits; a superuser can drop them, which is what
     the hash chains and signed checkpoints are for.
     """
-    execute_sql(ledger, append_only_statements(database))
+    if not _guards_in_force(ledger, database):
+        execute_sql(ledger, append_only_statements(database))
+
+
+def guard_names(database: Database) -> list[str]:
+    """The names of the append-only triggers of the events table."""
+    table = database.events_table
+    if database.backend == "sqlite":
+        return [f"{table}_no_update", f"{table}_no_delete"]
+    return [f"{table}_no_update_delete", f"{table}_no_truncate"]
+
+
+def _guards_in_force(ledger: Ledger, database: Database) -> bool:
+    """Whether every guard exists and is enabled: then opening changes nothing.
+
+    Creating a trigger takes a lock that conflicts with an import's table lock on
+    PostgreSQL, so a reader must not do it when there is nothing to do.
+    """
+    datastore: Any = ledger.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.transaction(commit=False) as cursor:
+        if database.backend == "sqlite":
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (database.events_table,))
+            enabled = {row[0] for row in cursor.fetchall()}
+        else:
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal AND tgenabled <> 'D'",
+                (_qualified(database, database.events_table),),
+            )
+            enabled = {row["tgname"] for row in cursor.fetchall()}
+    return set(guard_names(database)) <= enabled
 
 
 #: streams per SQLite query (its default limit on bound parameters is 32,766; older builds 999).
@@ -335,8 +391,8 @@ def append_only_guard_state(database: Database) -> dict[str, str]:
     (and re-enables) them. {} when the ledger does not exist yet.
     """
     table = database.events_table
+    expected = guard_names(database)
     if database.backend == "sqlite":
-        expected = [f"{table}_no_update", f"{table}_no_delete"]
         path = Path(database.location)
         if not path.exists():
             return {}
@@ -351,7 +407,6 @@ def append_only_guard_state(database: Database) -> dict[str, str]:
         finally:
             connection.close()
     else:
-        expected = [f"{table}_no_update_delete", f"{table}_no_truncate"]
         with connect_postgres(database) as connection:
             relation = connection.execute("SELECT to_regclass(%s)", (_qualified(database, table),)).fetchone()[0]
             if relation is None:

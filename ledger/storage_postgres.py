@@ -18,6 +18,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
 
 #: events per INSERT statement in a large save (a few MB of stored state at most)
 CHUNK = 2_000
@@ -28,7 +29,8 @@ class ChunkedPostgresApplicationRecorder(PostgresApplicationRecorder):
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if len(stored_events) <= CHUNK:
-            return super().insert_events(stored_events, **kwargs)
+            small: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return small
         notification_ids: list[int] = []
         with self.datastore.get_connection() as connection, connection.transaction(), connection.cursor() as cursor:
             self._lock_table(cursor)
@@ -38,4 +40,8 @@ class ChunkedPostgresApplicationRecorder(PostgresApplicationRecorder):
                 rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state) for e in chunk]
                 cursor.execute(self.insert_events_statement, (rows,))
                 notification_ids += [row["notification_id"] for row in cursor.fetchall()]
+        # fresh statistics, so the planner uses the stream index for reads straight after an
+        # import into a new ledger (without them a stream read scans the whole table)
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(SQL("ANALYZE {}.{}").format(Identifier(self.datastore.schema), Identifier(self.events_table_name)))
         return notification_ids

@@ -132,6 +132,12 @@ def test_malformed_json_on_line_17_keeps_nothing(database_url: str, tmp_path: Pa
     assert count_events(database_url) == 0
 
 
+def test_text_in_square_brackets_survives_a_human_table(received: str) -> None:
+    ok(run(received, "note", "R-1", "--text", "Minutes [draft] of the [tasking] meeting"))
+    result = ok(run(received, "timeline", "R-1"))
+    assert "[draft]" in result.output and "[tasking]" in result.output
+
+
 def test_the_worked_example_imports_once(database_url: str) -> None:
     result = ok(run(database_url, "--json", "import", "--historical", str(EXAMPLES / "cybertip.jsonl")))
     assert json.loads(result.output)["events"] == 45
@@ -151,7 +157,7 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_postgresql_is_a_clear_error() -> None:
-    refused(run("postgresql://postgres@127.0.0.1:1/test", "info"), "cannot open the ledger at postgresql://127.0.0.1:1/test")
+    refused(run("postgresql://postgres@127.0.0.1:1/test", "info"), "cannot connect to PostgreSQL at postgresql://127.0.0.1:1/test: ")
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

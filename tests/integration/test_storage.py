@@ -80,7 +80,7 @@ def test_a_rule_broken_late_in_a_file_keeps_nothing(open_at: Callable[..., Ledge
 
 
 def test_an_unreachable_postgresql_is_a_clear_error() -> None:
-    with pytest.raises(StorageError, match=r"cannot open the ledger at postgresql://127.0.0.1:1/test"):
+    with pytest.raises(StorageError, match=r"^cannot connect to PostgreSQL at postgresql://127.0.0.1:1/test: "):
         open_ledger("postgresql://postgres@127.0.0.1:1/test")
 
 
@@ -130,3 +130,31 @@ def test_killing_an_import_mid_write_leaves_the_ledger_as_it_was(database_url: s
         assert [type(e).__name__ for e in reopened.referral_events("R-2024-0311")][:2] == ["Received", "Assessed"]
     finally:
         reopened.close()
+
+
+@pytest.mark.postgres
+def test_reading_does_not_wait_for_an_import_in_progress(postgres_schema_url: str) -> None:
+    """An import holds the events table's lock for its whole transaction; opening the
+    ledger to read must not queue behind it (it changes nothing when the guards are in place)."""
+    import threading
+
+    from ledger.storage import connect_postgres
+
+    ledger, database = open_ledger(postgres_schema_url)
+    import_file(ledger, EXAMPLES / "cybertip.jsonl", historical=True)
+    ledger.close()
+    with connect_postgres(database) as importer:
+        importer.execute("BEGIN")
+        importer.execute(f'LOCK TABLE "{database.schema}".ledger_events IN EXCLUSIVE MODE')
+        answers: list[int] = []
+
+        def read() -> None:
+            reader, _ = open_ledger(postgres_schema_url)
+            answers.append(len(reader.referral_events("R-2024-0311")))
+            reader.close()
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        thread.join(timeout=20)
+        importer.execute("ROLLBACK")
+    assert answers == [17], "the reader waited for the import's lock"
