@@ -16,12 +16,12 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEvent
-from eventsourcing.persistence import IntegrityError, Notification, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
 
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.referral import LedgerEvent, Referral
 from ledger.subject import Subject, SubjectListed, directory_id
-from ledger.transcoder import OrjsonTranscoder
+from ledger.transcoder import LedgerMapper, OrjsonTranscoder
 from ledger.values import Entry, Stamp, referral_id, subject_id, utcnow
 
 A = TypeVar("A", bound=Aggregate)
@@ -72,6 +72,10 @@ class Ledger(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # through the factory, so a cipher or compressor set in the environment still applies
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=LedgerMapper)
 
     # --- the shape every command shares -------------------------------------------
 

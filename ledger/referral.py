@@ -415,7 +415,10 @@ class ReferralState:
 
     def apply(self, event: LedgerEvent) -> bool:
         """Evolve by one event; False (and no change) if the event cannot apply here."""
-        if self.refusal(type(event), event.actor_unit, getattr(event, "to_unit", None)) is not None:
+        kind = type(event)
+        if kind in _NO_EFFECT:  # most of a history: decisions, reviews, notes, requests
+            return self.status == OPEN or kind is Referral.NoteAdded
+        if self.refusal(kind, event.actor_unit, getattr(event, "to_unit", None)) is not None:
             return False
         at = event.occurred_at
         if isinstance(event, Referral.OwnershipOffered):
@@ -442,6 +445,20 @@ class ReferralState:
     def _unown(self, at: datetime) -> None:
         self.owner_unit = self.owner_person = self.owner_since = None
         self.unowned_since = at
+
+
+#: events that change neither ownership, custody nor status (refused only on a closed referral)
+_NO_EFFECT = frozenset(
+    {
+        Referral.Assessed,
+        Referral.EscalationRaised,
+        Referral.DecisionRecorded,
+        Referral.ReviewRecorded,
+        Referral.ExternalRequestReceived,
+        Referral.ExternalReplySent,
+        Referral.NoteAdded,
+    }
+)
 
 
 def business_order(events: Iterable[LedgerEvent]) -> list[LedgerEvent]:
