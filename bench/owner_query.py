@@ -2,7 +2,7 @@
 
 What it does:
 1. Generates the ledger with ``bench/generate.py`` (historical mode, one referral
-   ``R-BIG-0001`` with 500 events) as files of ~100k lines, cached under ``bench/out/``.
+   ``R-BIG-0001`` with 500 events) as files of 10,000 lines, cached under ``bench/out/``.
 2. Imports them, one transaction per file, into a fresh SQLite file and a fresh PostgreSQL
    schema (dropped at the end).
 3. Times the in-process question ``owner_at(ledger.referral_events(ref), now)`` (p50, p99)
@@ -66,34 +66,57 @@ def ledger_files(events: int, big: int, seed: int, chunk: int) -> list[Path]:
     return paths
 
 
-def import_all(url: str, paths: list[Path]) -> float:
+def import_all(url: str, paths: list[Path], stall_seconds: float) -> float:
+    """Import the files in order, one transaction each, each in its own process.
+
+    A file whose import has not finished after ``stall_seconds`` is stopped (its transaction
+    rolls back with the connection) and tried again: on PostgreSQL the library's insert
+    pipeline (psycopg pipeline mode) has been seen to hang under load, the server waiting
+    for the client and the client in ``Pipeline.sync()``; 100,000-line files hung every
+    time on a busy machine, 10,000-line files rarely, hence the default ``--chunk``.
+    """
+    began = time.perf_counter()
+    for number, path in enumerate(paths, start=1):
+        for attempt in range(1, 6):
+            started = time.perf_counter()
+            try:
+                subprocess.run([sys.executable, __file__, "--import-one", url, str(path)], check=True, timeout=stall_seconds)
+            except subprocess.TimeoutExpired:
+                print(f"  {path.name}: no answer after {stall_seconds:.0f} s (attempt {attempt}); stopped, trying again", flush=True)
+                continue
+            print(f"  imported {path.name} in {time.perf_counter() - started:.1f} s ({number}/{len(paths)})", flush=True)
+            break
+        else:
+            raise SystemExit(f"could not import {path.name}")
+    return time.perf_counter() - began
+
+
+def import_one(url: str, path: Path) -> None:
     from ledger.importing import import_file
     from ledger.storage import open_ledger
 
     ledger, _ = open_ledger(url)
-    began = time.perf_counter()
     try:
-        for number, path in enumerate(paths, start=1):
-            started = time.perf_counter()
-            result = import_file(ledger, path, historical=True)
-            print(f"  imported {path.name}: {result.events:,} events in {time.perf_counter() - started:.1f} s ({number}/{len(paths)})", flush=True)
+        import_file(ledger, path, historical=True)
     finally:
         ledger.close()
-    return time.perf_counter() - began
 
 
 # --- timing helpers -------------------------------------------------------------------------
 
 
-def timings(run: Callable[[], Any], repeat: int, warmup: int = 10) -> list[float]:
-    """Milliseconds per call."""
-    for _ in range(warmup):
-        run()
-    samples = []
+def timings(runs: dict[str, Callable[[], Any]], repeat: int, warmup: int = 10) -> dict[str, list[float]]:
+    """Milliseconds per call of each function, interleaved round by round so that load from
+    other processes falls on every figure alike."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
-        began = time.perf_counter_ns()
-        run()
-        samples.append((time.perf_counter_ns() - began) / 1e6)
+        for name, run in runs.items():
+            began = time.perf_counter_ns()
+            run()
+            samples[name].append((time.perf_counter_ns() - began) / 1e6)
     return samples
 
 
@@ -124,15 +147,22 @@ def in_process(url: str, reference: str, repeat: int) -> dict[str, Any]:
         events = ledger.referral_events(reference)
         transcoder: Any = ledger.mapper.transcoder
         answer = answer_document(owner_at(events, now))
+        measured = timings(
+            {
+                "owner": lambda: owner_at(ledger.referral_events(reference), now),
+                "read_rows": lambda: ledger.recorder.select_events(stream),
+                "decode_events": lambda: [ledger.mapper.to_domain_event(row) for row in rows],
+                "decode_of_which_transcoder": lambda: [transcoder.decode(row.state) for row in rows],
+                "decode_of_which_orjson_parse": lambda: [orjson.loads(row.state) for row in rows],
+                "stdlib_json_parse_for_comparison": lambda: [json.loads(row.state) for row in rows],
+                "fold_owner_at": lambda: owner_at(events, now),
+            },
+            repeat,
+        )
         figures = {
             "events_in_referral": len(events),
-            "owner": summary(timings(lambda: owner_at(ledger.referral_events(reference), now), repeat)),
-            "read_rows": summary(timings(lambda: ledger.recorder.select_events(stream), repeat)),
-            "decode_events": summary(timings(lambda: [ledger.mapper.to_domain_event(row) for row in rows], repeat)),
-            "decode_of_which_transcoder": summary(timings(lambda: [transcoder.decode(row.state) for row in rows], repeat)),
-            "decode_of_which_json_loads": summary(timings(lambda: [json.loads(row.state) for row in rows], repeat)),
-            "orjson_loads_for_comparison": summary(timings(lambda: [orjson.loads(row.state) for row in rows], repeat)),
-            "fold_owner_at": summary(timings(lambda: owner_at(events, now), repeat)),
+            "transcoder": type(transcoder).__name__,
+            **{name: summary(samples) for name, samples in measured.items()},
             "answer": {"owner": answer["owner"], "custodian": answer["custodian"]["unit"], "status": answer["status"]},
         }
     finally:
@@ -189,7 +219,7 @@ def import_times(refledger: str, url: str, reference: str, env: dict[str, str]) 
 
 
 @contextmanager
-def sqlite_ledger(paths: list[Path], label: str, reuse: bool) -> Iterator[str]:
+def sqlite_ledger(paths: list[Path], label: str, reuse: bool, stall_seconds: float) -> Iterator[str]:
     path = OUT / f"{label}.sqlite"
     if reuse and path.exists():
         print(f"reusing {path}", flush=True)
@@ -197,7 +227,7 @@ def sqlite_ledger(paths: list[Path], label: str, reuse: bool) -> Iterator[str]:
         for stale in OUT.glob(f"{label}.sqlite*"):
             stale.unlink()
         print(f"importing into {path}", flush=True)
-        elapsed = import_all(str(path), paths)
+        elapsed = import_all(str(path), paths, stall_seconds)
         print(f"  total {elapsed:.0f} s", flush=True)
     try:
         yield str(path)
@@ -208,7 +238,7 @@ def sqlite_ledger(paths: list[Path], label: str, reuse: bool) -> Iterator[str]:
 
 
 @contextmanager
-def postgres_ledger(paths: list[Path], base: str) -> Iterator[str]:
+def postgres_ledger(paths: list[Path], base: str, stall_seconds: float) -> Iterator[str]:
     from ledger.storage import connect_postgres, resolve_database
 
     url = f"{base}{'&' if '?' in base else '?'}schema={SCHEMA}"
@@ -221,7 +251,7 @@ def postgres_ledger(paths: list[Path], base: str) -> Iterator[str]:
     drop()
     print(f"importing into {database.location}", flush=True)
     try:
-        elapsed = import_all(url, paths)
+        elapsed = import_all(url, paths, stall_seconds)
         print(f"  total {elapsed:.0f} s", flush=True)
         with connect_postgres(database) as connection:
             connection.execute(f'ANALYZE "{SCHEMA}".ledger_events')
@@ -241,13 +271,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--big-referral-events", type=int, default=500)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--chunk", type=int, default=100_000, help="lines per import file (one transaction each)")
+    parser.add_argument("--chunk", type=int, default=10_000, help="lines per import file (one transaction each; see import_all)")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--postgres-url", default=os.environ.get("REFLEDGER_BENCH_POSTGRES", DEFAULT_POSTGRES))
     parser.add_argument("--repeat", type=int, default=300, help="in-process runs per figure")
     parser.add_argument("--cli-runs", type=int, default=15)
     parser.add_argument("--reuse", action="store_true", help="keep the SQLite ledger in bench/out/ and reuse it")
+    parser.add_argument("--stall-seconds", type=float, default=300, help="stop and retry a file's import after this long")
+    parser.add_argument("--import-one", nargs=2, metavar=("URL", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.import_one:
+        import_one(args.import_one[0], Path(args.import_one[1]))
+        return 0
 
     from generate import BIG_REFERENCE
 
@@ -255,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     label = f"owner-{args.events}-big{args.big_referral_events}-seed{args.seed}"
     results = []
     if args.backend in ("sqlite", "both"):
-        with sqlite_ledger(paths, label, args.reuse) as url:
+        with sqlite_ledger(paths, label, args.reuse, args.stall_seconds) as url:
             results.append(report("sqlite", url, BIG_REFERENCE, args))
     if args.backend in ("postgres", "both"):
-        with postgres_ledger(paths, args.postgres_url) as url:
+        with postgres_ledger(paths, args.postgres_url, args.stall_seconds) as url:
             results.append(report("postgres", url, BIG_REFERENCE, args))
     print("\nsummary (ms, p50): owner | read rows | decode | fold ; CLI wall s")
     for figures in results:

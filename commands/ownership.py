@@ -66,11 +66,15 @@ def owner_sentence(answer: OwnerAnswer) -> str:
         lines = [f"Nobody owned {answer.reference} on {when}: it was closed at {iso(answer.closed_at)}; {custodian}."]
     else:
         since = answer.unowned_since or answer.at
-        lines = [f"Nobody owned {answer.reference} on {when} (unowned since {iso(since)}, {days(answer.at - since):.2f} days); {custodian}."]
+        lines = [
+            f"Nobody owned {answer.reference} on {when} (unowned since {iso(since)}, {days(answer.at - since):.2f} days); {custodian}."
+        ]
     offer = answer.open_offer
     if offer is not None:
         due = f", reply due {iso(offer.reply_due)}" if offer.reply_due else ""
-        lines.append(f"Open offer to {offer.to_unit}, made {iso(offer.offered_at)} by {_actor(offer.offered_by)}{due} (an offer is not ownership).")
+        lines.append(
+            f"Open offer to {offer.to_unit}, made {iso(offer.offered_at)} by {_actor(offer.offered_by)}{due} (an offer is not ownership)."
+        )
     for claim in answer.disputed_claims:
         lines.append(
             f"Disputed claim: a note of {iso(claim.occurred_at)} (recorded {iso(claim.recorded_at)} by {_actor(claim.by)}) "

@@ -47,8 +47,8 @@ __all__ = [
     "event_type",
     "history_document",
     "owner_at",
-    "source_line",
     "ownership_history",
+    "source_line",
     "visible",
 ]
 
@@ -490,9 +490,7 @@ def history_document(history: OwnershipHistory, events: Sequence[LedgerEvent], n
         "status": history.status,
         "received_at": iso(history.received_at),
         "closed_at": _time(history.closed_at),
-        "ownership": [
-            {"unit": i.unit, "person": i.person, **span(i.start, i.end, i.opened_by, i.closed_by)} for i in history.ownership
-        ],
+        "ownership": [{"unit": i.unit, "person": i.person, **span(i.start, i.end, i.opened_by, i.closed_by)} for i in history.ownership],
         "gaps": [span(g.start, g.end, g.opened_by, g.closed_by) for g in history.gaps],
         "custody": [{"unit": i.unit, **span(i.start, i.end, i.opened_by, i.closed_by)} for i in history.custody],
         "open_offer": offer_document(history.open_offer),

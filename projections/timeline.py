@@ -231,8 +231,9 @@ _SUMMARIES: dict[type[LedgerEvent], Callable[[Any], str]] = {
     Referral.Closed: lambda e: f"Closed{_because(e.reason)}",
     Referral.Reopened: lambda e: f"Reopened{_because(e.reason)}",
     Subject.Extracted: lambda e: f"Subject {e.subject} added ({e.category})",
-    Subject.Triaged: lambda e: f"Triaged {e.band} with {e.risk_tool} {e.risk_tool_version}"
-    + (f", for {e.target_force}" if e.target_force else ""),
+    Subject.Triaged: lambda e: (
+        f"Triaged {e.band} with {e.risk_tool} {e.risk_tool_version}" + (f", for {e.target_force}" if e.target_force else "")
+    ),
     Subject.Disseminated: lambda e: f"Sent to {e.to_force}, authorised by {e.authorised_by}",
     Subject.ForceAcknowledged: lambda e: f"{e.actor['unit']} acknowledged it",
     Subject.ForceRejected: lambda e: f"{e.actor['unit']} rejected it{_because(e.reason)}",

@@ -154,6 +154,14 @@ def test_an_unknown_referral_is_one_line_error(run: Run) -> None:
     assert result.output == "Error: referral R-NONE is not in the ledger\n"
 
 
+def test_as_known_before_the_referral_was_recorded_is_one_line_error(run: Run) -> None:
+    result = run("owner", REF, "--at", "2024-05-01T10:00:00Z", "--as-known-at", "2024-05-01T09:01:00Z", exit_code=1)
+
+    assert result.output == (
+        "Error: R-E2E-0001 was not in the ledger as known at 2024-05-01T09:01:00Z (first recorded at 2024-05-01T09:05:00Z)\n"
+    )
+
+
 def test_a_bad_time_is_one_line_error(run: Run) -> None:
     result = run("owner", REF, "--at", "yesterday", exit_code=1)
 
@@ -233,7 +241,11 @@ def test_timeline_json_in_business_order_with_both_clocks(run: Run) -> None:
         ("ownership_released", 6),
     ]
     accepted = events[3]
-    assert (accepted["occurred_at"], accepted["recorded_at"], accepted["lag_days"]) == ("2024-05-02T08:00:00Z", "2024-05-06T12:00:00Z", 4.17)
+    assert (accepted["occurred_at"], accepted["recorded_at"], accepted["lag_days"]) == (
+        "2024-05-02T08:00:00Z",
+        "2024-05-06T12:00:00Z",
+        4.17,
+    )
     assert (accepted["late"], accepted["needs_attestation"], accepted["effect"]) == (True, False, "applied")
     assert accepted["summary"] == "U-OPSA (P-7) accepted ownership"
     assert [e["late"] for e in events].count(True) == 1

@@ -55,7 +55,9 @@ def late_acceptance(ledger: Ledger, clock: Any) -> Ledger:
     clock.set("2024-03-11T09:01:00+00:00")
     ledger.offer_ownership(REF, stamp("P-2:manager@U-INTAKE", "2024-03-11T09:00:00"), to_unit="U-OPSA")
     clock.set("2024-03-11T10:05:00+00:00")
-    ledger.add_note(REF, stamp("P-3:analyst@U-TRIAGE", "2024-03-11T10:00:00"), "U-OPSB will take it", {"type": "ownership_accepted", "unit": "U-OPSB"})
+    ledger.add_note(
+        REF, stamp("P-3:analyst@U-TRIAGE", "2024-03-11T10:00:00"), "U-OPSB will take it", {"type": "ownership_accepted", "unit": "U-OPSB"}
+    )
     clock.set("2024-03-12T11:00:00+00:00")
     ledger.transfer_custody(REF, stamp("P-1:registry@U-INTAKE", "2024-03-12T11:00:00"), to_unit="U-OPSA")
     clock.set("2024-03-20T09:00:00+00:00")

@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
-from tests.unit.test_ownership_story import REFERENCE, T0, Story, at
 
 from ledger.errors import InvalidInput, NotFound
 from ledger.referral import CLOSED, OPEN, Referral
@@ -19,6 +18,7 @@ from projections.ownership import (
     ownership_history,
     visible,
 )
+from tests.unit.test_ownership_story import REFERENCE, T0, Story, at
 
 CLAIM_OPSB = {"type": "ownership_accepted", "unit": "U-OPSB"}
 
@@ -209,12 +209,7 @@ def test_a_late_acceptance_changes_as_known_now_but_not_as_known_before_it_was_r
 
 
 def test_a_late_release_leaves_the_earlier_answer_standing_as_known_then() -> None:
-    story = (
-        Story()
-        .offer("U-OPSA", at(hours=1))
-        .accept("U-OPSA", at(hours=2))
-        .release("U-OPSA", at(days=2), recorded=at(days=2, hours=15))
-    )
+    story = Story().offer("U-OPSA", at(hours=1)).accept("U-OPSA", at(hours=2)).release("U-OPSA", at(days=2), recorded=at(days=2, hours=15))
 
     assert owned_by(story, at(days=2, hours=1), as_known_at=at(days=2, hours=14)) == "U-OPSA"
     assert owned_by(story, at(days=2, hours=1), as_known_at=at(days=2, hours=15)) is None

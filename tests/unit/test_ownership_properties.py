@@ -8,20 +8,25 @@ instant", which knows nothing of intervals.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit.test_ownership_story import T0, Story
 
 from ledger.errors import RuleViolation
 from ledger.referral import OPEN, LedgerEvent, fold_state
 from projections.ownership import OwnershipHistory, owner_at, ownership_history, visible
+from tests.unit.test_ownership_story import T0, Story
 
 UNITS = ("U-INTAKE", "U-OPSA", "U-OPSB", "U-OPSC")
 #: steps, weighted so that ownership often changes hands and closures are rare.
-STEPS = ("offer",) * 4 + ("accept",) * 4 + ("decline", "withdraw", "release", "release", "transfer", "transfer", "note", "close", "reopen", "assess")
+STEPS = (
+    ("offer",) * 4
+    + ("accept",) * 4
+    + ("decline", "withdraw", "release", "release", "transfer", "transfer", "note", "close", "reopen", "assess")
+)
 #: how long after it occurred a step is recorded: mostly promptly, sometimes days late.
 LAGS = (0, 0, 0, 1, 30, 60 * 20, 60 * 30, 60 * 24 * 4)
 NOW = T0 + timedelta(days=400)
@@ -80,16 +85,16 @@ def boundaries(events: list[LedgerEvent]) -> list[datetime]:
     instants = sorted({e.occurred_at for e in events})
     probes = set(instants)
     probes.update(t - timedelta(seconds=1) for t in instants[1:])
-    probes.update(a + (b - a) / 2 for a, b in zip(instants, instants[1:], strict=False))
+    probes.update(a + (b - a) / 2 for a, b in itertools.pairwise(instants))
     probes.add(instants[-1] + timedelta(days=1))
     return sorted(p for p in probes if p >= instants[0])
 
 
 def open_time_by_reference(events: list[LedgerEvent], now: datetime) -> timedelta:
     """Open time measured from the aggregate's state between consecutive event instants."""
-    instants = sorted({e.occurred_at for e in events}) + [now]
+    instants = [*sorted({e.occurred_at for e in events}), now]
     return sum(
-        (later - earlier for earlier, later in zip(instants, instants[1:], strict=False) if fold_state(events, earlier).status == OPEN),
+        (later - earlier for earlier, later in itertools.pairwise(instants) if fold_state(events, earlier).status == OPEN),
         timedelta(0),
     )
 
@@ -109,7 +114,7 @@ def test_ownership_and_gaps_tile_the_open_time_without_overlap(story: Story) -> 
     history = ownership_history(events)
 
     spans = pieces(history)
-    for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (next_start, _) in itertools.pairwise(spans):
         assert end is not None and end <= next_start, f"overlap in {spans}"
     for instant in boundaries(events):
         state = fold_state(events, instant)
@@ -158,7 +163,7 @@ def test_custody_tiles_from_receipt_on(story: Story) -> None:
 
     assert custody[0].start == T0
     assert custody[-1].end is None
-    for earlier, later in zip(custody, custody[1:], strict=False):
+    for earlier, later in itertools.pairwise(custody):
         assert earlier.end == later.start and earlier.closed_by == later.opened_by
 
 

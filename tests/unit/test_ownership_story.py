@@ -83,7 +83,9 @@ class Story:
 
     # --- referral steps ----------------------------------------------------------------
 
-    def offer(self, to_unit: str, when: datetime, *, by: str = "U-INTAKE", reply_due: datetime | None = None, recorded: datetime | None = None) -> Story:
+    def offer(
+        self, to_unit: str, when: datetime, *, by: str = "U-INTAKE", reply_due: datetime | None = None, recorded: datetime | None = None
+    ) -> Story:
         return self._do("offer", by, when, recorded, to_unit=to_unit, reply_due=reply_due)
 
     def accept(self, by: str, when: datetime, *, recorded: datetime | None = None) -> Story:

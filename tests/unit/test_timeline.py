@@ -5,18 +5,22 @@ from __future__ import annotations
 import inspect
 from datetime import timedelta
 
-from tests.unit.test_ownership_story import REFERENCE, T0, Story, at
-
 from ledger.importing import RECORD_TYPES
 from ledger.referral import LedgerEvent, Referral
 from ledger.subject import Subject
 from projections.timeline import CSV_COLUMNS, EVENT_TYPES, timeline, timeline_document
+from tests.unit.test_ownership_story import REFERENCE, T0, Story, at
 
 CLAIM = {"type": "ownership_accepted", "unit": "U-OPSB"}
 
 
 def test_rows_come_in_business_order_with_both_clocks() -> None:
-    story = Story().offer("U-OPSA", at(hours=1)).transfer("U-OPSA", at(hours=3), by="U-INTAKE").accept("P-7@U-OPSA", at(hours=2), recorded=at(hours=4))
+    story = (
+        Story()
+        .offer("U-OPSA", at(hours=1))
+        .transfer("U-OPSA", at(hours=3), by="U-INTAKE")
+        .accept("P-7@U-OPSA", at(hours=2), recorded=at(hours=4))
+    )
 
     rows = timeline(story.events)
 
@@ -81,7 +85,9 @@ def test_subject_events_are_merged_in_business_order_and_named() -> None:
     story = Story().offer("U-OPSA", at(hours=1)).accept("U-OPSA", at(hours=2))
     story.subject("SUBJ-01", at(hours=3))
     story.note(at(hours=4))
-    story.on_subject("SUBJ-01", "disseminate", "U-OPSA", at(hours=5), to_force="F-NORTH", authorised_by="P-7", grading=None, consent_reference=None)
+    story.on_subject(
+        "SUBJ-01", "disseminate", "U-OPSA", at(hours=5), to_force="F-NORTH", authorised_by="P-7", grading=None, consent_reference=None
+    )
     story.on_subject("SUBJ-01", "acknowledge", "P-20@F-NORTH", at(hours=6))
 
     rows = timeline(story.events, story.subject_events)
