@@ -39,13 +39,12 @@ def read_models(*, catch_up: bool = True) -> ReadModels:
 
 
 def _catch_up(models: ReadModels, *, rebuild: bool = False) -> Any:
-    status = models.status()
-    behind = status.head if rebuild else status.lag
-    if behind < _SHOW_PROGRESS_FROM or not sys.stderr.isatty():
+    head = models.ledger.head()
+    start = 0 if rebuild else models.position()
+    if head - start < _SHOW_PROGRESS_FROM or not sys.stderr.isatty():
         return models.rebuild() if rebuild else models.catch_up()
     label = "Rebuilding read models" if rebuild else "Catching up read models"
-    start = 0 if rebuild else status.position
-    with click.progressbar(length=max(status.head - start, 1), label=label, file=sys.stderr) as bar:
+    with click.progressbar(length=max(head - start, 1), label=label, file=sys.stderr) as bar:
         done = [start]
 
         def advance(position: int, head: int) -> None:

@@ -8,6 +8,19 @@ PostgreSQL schema of the URL). ``rm_tracking`` holds the **position**: the log p
 (SQLite rowid / PostgreSQL notification_id) of the last event folded into the tables. It is
 written in the same transaction as the rows, so the tables never claim more than they hold.
 
+Tables (times are whole microseconds since 1970-01-01 UTC, columns ``*_us``)
+-----------------------------------------------------------------------------
+- ``rm_tracking``: one row: position, table layout, policy version the rows were judged by.
+- ``rm_streams``: stream id → referral (and subject): how a subject's event finds its referral.
+- ``rm_referrals``: per referral, as known now: receipt, status, owner, custodian, counts.
+- ``rm_intervals``: ownership (``owner``), custody (``custody``), open periods (``open``)
+  and gaps (``gap``), from ``ownership_history``.
+- ``rm_obligations``: every clock ``obligations_at`` starts, with its due instant and the
+  event that satisfied it (``detail`` as JSON).
+- ``rm_subjects``: when each subject was extracted and, if so, closed.
+- ``rm_late_entries``: every entry recorded an hour or more after it occurred.
+- ``rm_windows``: back-dating windows (below).
+
 Catch-up
 --------
 ``ReadModels.catch_up()`` reads the log after the position in pages of thousands
@@ -18,21 +31,26 @@ entries (``SubjectDirectory.SubjectListed``) repeat what ``Subject.Extracted`` s
 skipped by topic; any other entry that is not a ledger event, or a ledger event on a stream
 no receipt or extraction introduced, stops the catch-up with an error: nothing is dropped.
 
-A round reads up to ``round_events`` entries, folds each touched referral once, and commits
-all its rows with the new position in one transaction. During one catch-up, histories stay
+A round reads up to ``round_events`` entries (``ROUND_EVENTS``), folds each touched referral
+once, and commits all its rows with the new position in one transaction. During one catch-up, histories stay
 in memory, so a fresh build of a million events reads the log once and folds each referral
 once per round. A referral seen before the round is re-read from its streams.
 
 Never skipping an event: the position only moves to the id of an entry actually read, and
-the next read asks for entries strictly after it. SQLite has one writer at a time and reuses
-no rowid; PostgreSQL's recorder inserts under an EXCLUSIVE table lock, so ids become visible
-in commit order and an id below a committed one can never commit later. A rolled-back save
+the next read asks for entries strictly after it. SQLite has one writer at a time, so
+rowids are handed out in commit order (stored events are never deleted); PostgreSQL's
+recorder inserts under an EXCLUSIVE table lock, so ids become visible in commit order and
+an id below a committed one can never commit later. A rolled-back save
 burns ids for good (a permanent gap), and "strictly after the last id read" steps over such
 gaps without waiting for them or skipping a committed entry.
 
 Two catch-ups at once (two commands, two machines) are safe: each round commits with a
 compare-and-set on the position (and on the layout and policy versions); the loser rolls
-back and starts again from the winner's position.
+back and starts again from the winner's position. On SQLite a round's commit holds the
+database's write lock while it writes, which is why rounds are smaller there.
+
+The tables are judged by one policy. A catch-up under another policy (``--policy``) empties
+them and folds the log again, as ``rebuild`` does, so no answer mixes two rule sets.
 
 Bitemporal answers from stored rows
 -----------------------------------
@@ -57,27 +75,33 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from itertools import pairwise
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 import orjson
+from eventsourcing.persistence import PersistenceError
 
 from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
 from ledger.policy import DEFAULT_POLICY, SUPERVISORY_REVIEW, Policy
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
+from ledger.storage import read_streams
 from ledger.subject import Subject, SubjectListed, SubjectState
 from ledger.values import FUTURE_SKEW, days, iso
 from projections.backlog import OpenReferral
 from projections.late_entries import LateEntry, late_entry_of
 from projections.obligations import OVERDUE, obligations_at
-from projections.ownership import event_type, ownership_history
+from projections.ownership import Gap, OpenPeriod, event_type, ownership_history
 
 __all__ = [
     "LATE_FLOOR",
     "LAYOUT",
+    "PAGE_SIZE",
+    "ROUND_EVENTS",
     "TABLES",
     "CatchUp",
     "GapRow",
@@ -87,7 +111,14 @@ __all__ = [
     "ReadModelsUnavailable",
     "ReferralRows",
     "StoreStatus",
+    "WindowRow",
+    "back_dating_windows",
+    "cycles_missed",
+    "from_us",
+    "iso_z",
     "referral_rows",
+    "subject_row",
+    "to_us",
 ]
 
 #: the layout of the rm_* tables and the meaning of their rows; a store built with another
@@ -100,10 +131,15 @@ LATE_FLOOR: Final = timedelta(hours=1)
 
 #: log entries read per query while catching up.
 PAGE_SIZE: Final = 10_000
-#: log entries folded and committed per round (one transaction).
-ROUND_EVENTS: Final = 1_000_000
+#: log entries folded and committed per round (one transaction), per backend. A round's
+#: commit holds SQLite's write lock (about 2.5 s for 250,000 entries), and recording
+#: commands wait for it at most LOCK_TIMEOUT_SECONDS (10 s); PostgreSQL writers never wait
+#: for it, so there a round is as large as memory comfortably allows (about 3 GB).
+ROUND_EVENTS: Final[Mapping[str, int]] = MappingProxyType({"sqlite": 250_000, "postgres": 1_000_000})
+#: a catch-up of this many entries refreshes PostgreSQL's statistics of the tables.
+_ANALYZE_AFTER: Final = 50_000
 #: events kept in memory between rounds of one catch-up before the histories are dropped.
-CACHE_EVENTS: Final = 3_000_000
+CACHE_EVENTS: Final = 1_500_000
 
 _TRACKING_NAME: Final = "ledger"
 _DIRECTORY_TOPIC: Final = SubjectListed.TOPIC
@@ -111,8 +147,7 @@ _DIRECTORY_TOPIC: Final = SubjectListed.TOPIC
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 _DAY_US: Final = 86_400_000_000
-#: stands for "no bound" in range filters (int64 range, valid on both backends).
-_NO_LOWER: Final = -(2**62)
+#: stands for "no upper bound" in range filters (within int64, valid on both backends).
 _NO_UPPER: Final = 2**62
 
 OWNER, CUSTODY, OPEN_PERIOD, GAP = "owner", "custody", "open", "gap"
@@ -258,9 +293,7 @@ INTERVALS = _Table("rm_intervals", IntervalRow, (_TN, _TN, _NN, _T, _T, _NN, _NN
 # full scan of the table is five times faster than walking such an index.
 OBLIGATIONS = _Table("rm_obligations", ObligationRow, (_TN, _NN, _TN, _T, _NN, _NN, _NN, _NN, _N, _N, _N, _T, _N, _TN), ("referral", "seq"))
 SUBJECTS = _Table("rm_subjects", SubjectRow, (_TN, _TN, _TN, _NN, _NN, _N, _N), ("referral", "subject"))
-LATE_ENTRIES = _Table(
-    "rm_late_entries", LateEntryRow, (_TN, _NN, _TN, _T, _TN, _NN, _NN, _T), ("stream_id", "version"), (("referral",),)
-)
+LATE_ENTRIES = _Table("rm_late_entries", LateEntryRow, (_TN, _NN, _TN, _T, _TN, _NN, _NN, _T), ("stream_id", "version"), (("referral",),))
 WINDOWS = _Table("rm_windows", WindowRow, (_TN, _NN, _NN), ("referral", "from_us"), (("from_us",),))
 
 #: every table of rows keyed by referral, in the order they are written.
@@ -319,7 +352,8 @@ def referral_rows(
             )
             for seq, span in enumerate(spans)
         )
-    for kind, stretches in ((OPEN_PERIOD, history.open_periods), (GAP, history.gaps)):
+    stretched: tuple[tuple[str, Sequence[OpenPeriod | Gap]], ...] = ((OPEN_PERIOD, history.open_periods), (GAP, history.gaps))
+    for kind, stretches in stretched:
         intervals.extend(
             IntervalRow(
                 reference,
@@ -454,7 +488,7 @@ def back_dating_windows(referral: str, events: Iterable[LedgerEvent]) -> list[Wi
     stored rows cannot reproduce the folds there; outside every window they can.
     """
     by_recording = sorted(events, key=_recorded)
-    if all(earlier.occurred_at < later.occurred_at for earlier, later in zip(by_recording, by_recording[1:], strict=False)):
+    if all(earlier.occurred_at < later.occurred_at for earlier, later in pairwise(by_recording)):
         return []  # recorded in business order, as almost every referral is
     spans: list[tuple[datetime, datetime]] = []
     latest_occurred: datetime | None = None
@@ -502,7 +536,12 @@ class GapRow:
     days: float
 
     def as_row(self) -> dict[str, Any]:
-        return {"referral": self.referral, "start": iso_z(self.start), "end": None if self.end is None else iso_z(self.end), "days": self.days}
+        return {
+            "referral": self.referral,
+            "start": iso_z(self.start),
+            "end": None if self.end is None else iso_z(self.end),
+            "days": self.days,
+        }
 
 
 @dataclass(frozen=True)
@@ -638,15 +677,12 @@ class ReadModels:
         self.ledger = ledger
         self.policy = policy
         recorder: Any = ledger.recorder
-        module = type(recorder).__module__
-        if module == "eventsourcing.sqlite":
-            self.backend = "sqlite"
-            self._prefix = ""
-        elif module == "eventsourcing.postgres":
-            self.backend = "postgres"
-            self._prefix = f'"{recorder.datastore.schema}".'
-        else:
+        # Judged by the library's datastore, not the recorder: storage may subclass the recorder.
+        backend = _backend_of(getattr(recorder, "datastore", None))
+        if backend is None:
             raise ReadModelsUnavailable("stored read models need a SQLite or PostgreSQL ledger")
+        self.backend = backend
+        self._prefix = f'"{recorder.datastore.schema}".' if backend == "postgres" else ""
         self._datastore: Any = recorder.datastore
         self._streams: dict[UUID, tuple[str, str | None]] = {}
         self._ready = False
@@ -697,7 +733,13 @@ class ReadModels:
         if self._ready:
             return
         if not self._tracking_exists():
-            self._create_tables()
+            try:
+                self._create_tables()
+            except PersistenceError:
+                # PostgreSQL refuses a CREATE TABLE racing another one for the same name;
+                # the other process has created them all (one transaction) by the time it does.
+                if not self._tracking_exists():
+                    raise
         tracking = self._read_tracking()
         if tracking.layout != LAYOUT:
             self._drop_tables()
@@ -732,7 +774,9 @@ class ReadModels:
             cursor.execute(f"DROP TABLE IF EXISTS {self._table('rm_tracking')}")
 
     def _read_tracking(self) -> _Tracking:
-        rows = self._select(f"SELECT position, layout, policy FROM {self._table('rm_tracking')} WHERE name = :name", {"name": _TRACKING_NAME})
+        rows = self._select(
+            f"SELECT position, layout, policy FROM {self._table('rm_tracking')} WHERE name = :name", {"name": _TRACKING_NAME}
+        )
         if not rows:
             return _Tracking(0, "", "")
         return _Tracking(int(rows[0]["position"]), str(rows[0]["layout"]), str(rows[0]["policy"]))
@@ -741,8 +785,12 @@ class ReadModels:
         """Empty every table and set the position to 0, in one transaction (if nobody moved it)."""
         with self._transaction(commit=True) as cursor:
             self._claim(cursor, tracking, 0)
-            for table in TABLES:
-                cursor.execute(f"DELETE FROM {self._table(table.name)}")
+            if self.backend == "postgres":
+                # TRUNCATE leaves no dead rows behind for the next scans to wade through
+                cursor.execute(f"TRUNCATE {', '.join(self._table(table.name) for table in TABLES)}")
+            else:
+                for table in TABLES:
+                    cursor.execute(f"DELETE FROM {self._table(table.name)}")
 
     def _claim(self, cursor: Any, tracking: _Tracking, position: int) -> None:
         """Compare-and-set the tracking row: move it to ``position`` only if it is still ``tracking``."""
@@ -770,7 +818,7 @@ class ReadModels:
     def catch_up(
         self,
         *,
-        round_events: int = ROUND_EVENTS,
+        round_events: int | None = None,
         page_size: int = PAGE_SIZE,
         progress: Callable[[int, int], None] | None = None,
     ) -> CatchUp:
@@ -778,11 +826,11 @@ class ReadModels:
 
         ``progress(position, head)`` is called after each page read.
         """
-        return self._run(None, round_events, page_size, progress)
+        return self._run(None, round_events or ROUND_EVENTS[self.backend], page_size, progress)
 
     def rebuild(self, *, progress: Callable[[int, int], None] | None = None) -> CatchUp:
         """Empty the tables and fold the whole log again (the answer must be the same tables)."""
-        return self._run("rebuild asked for", ROUND_EVENTS, PAGE_SIZE, progress)
+        return self._run("rebuild asked for", ROUND_EVENTS[self.backend], PAGE_SIZE, progress)
 
     def _run(self, reset: str | None, round_events: int, page_size: int, progress: Callable[[int, int], None] | None) -> CatchUp:
         # A catch-up allocates millions of short-lived, acyclic objects while holding
@@ -815,6 +863,8 @@ class ReadModels:
                 pending_reset, done_reset = None, pending_reset
                 continue
             if tracking.position >= target:
+                if entries >= _ANALYZE_AFTER:
+                    self._analyze()
                 return CatchUp(tracking.position, target, entries, folded, rounds, time.perf_counter() - began, done_reset)
             batch = self._read_round(tracking.position, round_events, page_size, target, progress)
             histories = self._histories(batch, cache)
@@ -828,6 +878,14 @@ class ReadModels:
             rounds += 1
             if sum(history.size for history in cache.values()) > CACHE_EVENTS:
                 cache.clear()
+
+    def _analyze(self) -> None:
+        """Fresh planner statistics after a big build: PostgreSQL plans the queries from them."""
+        if self.backend != "postgres":
+            return  # SQLite's plans for these queries come from the keys alone
+        with self._transaction(commit=True) as cursor:
+            for table in TABLES:
+                cursor.execute(f"ANALYZE {self._table(table.name)}")
 
     def _read_round(self, after: int, limit: int, page_size: int, target: int, progress: Callable[[int, int], None] | None) -> _Round:
         batch = _Round(start=after, end=after)
@@ -882,7 +940,9 @@ class ReadModels:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
-            for row in self._select(f"SELECT stream_id, referral, subject FROM {self._table('rm_streams')} WHERE stream_id IN ({marks})", chunk):
+            for row in self._select(
+                f"SELECT stream_id, referral, subject FROM {self._table('rm_streams')} WHERE stream_id IN ({marks})", chunk
+            ):
                 found[UUID(row["stream_id"])] = (row["referral"], row["subject"])
         return found
 
@@ -901,20 +961,19 @@ class ReadModels:
         return touched
 
     def _load_histories(self, referrals: Sequence[str]) -> dict[str, _History]:
+        """Read the streams of referrals stored before this round (one query per few hundred streams)."""
         if not referrals:
             return {}
-        streams: dict[str, list[tuple[UUID, str | None]]] = {referral: [] for referral in referrals}
-        for stream, (referral, subject) in self._streams.items():
-            if referral in streams:
-                streams[referral].append((stream, subject))
-        histories: dict[str, _History] = {}
-        for referral, members in streams.items():
-            history = _History()
-            # the referral's own stream first: its receipt introduces the rest
-            for stream, subject in sorted(members, key=lambda member: member[1] is not None):
-                for event in self.ledger.stream_events(stream):
-                    history.add(subject, event)
-            histories[referral] = history
+        wanted = set(referrals)
+        members = [(stream, place) for stream, place in self._streams.items() if place[0] in wanted]
+        # the referral's own stream first, so a history starts with its receipt
+        members.sort(key=lambda member: member[1][1] is not None)
+        events = read_streams(self.ledger, [stream for stream, _ in members])
+        histories = {referral: _History() for referral in referrals}
+        for stream, (referral, subject) in members:
+            for event in events[stream]:
+                if isinstance(event, LedgerEvent):
+                    histories[referral].add(subject, event)
         return histories
 
     def _commit_round(self, tracking: _Tracking, batch: _Round, rows: Sequence[ReferralRows]) -> None:
@@ -941,10 +1000,16 @@ class ReadModels:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
-            for row in self._select(f"SELECT stream_id, referral, subject FROM {self._table('rm_streams')} WHERE referral IN ({marks})", chunk):
+            for row in self._select(
+                f"SELECT stream_id, referral, subject FROM {self._table('rm_streams')} WHERE referral IN ({marks})", chunk
+            ):
                 self._streams[UUID(row["stream_id"])] = (row["referral"], row["subject"])
 
     # --- status -------------------------------------------------------------------------
+
+    def position(self) -> int:
+        """The log position the tables hold everything up to (0 before the first catch-up)."""
+        return self._read_tracking().position if self._tracking_exists() else 0
 
     def status(self) -> StoreStatus:
         """Position, head and row counts, without catching up (lag > 0 means work is pending)."""
@@ -983,8 +1048,12 @@ class ReadModels:
         )
         return {row["referral"] for row in rows}
 
-    def _history_of(self, referral: str) -> tuple[list[LedgerEvent], dict[str, list[LedgerEvent]]]:
-        return self.ledger.referral_events(referral), self.ledger.subject_events(referral)
+    def _fold_histories(self, referrals: set[str]) -> dict[str, _History]:
+        """The full histories of a few referrals, read in bulk, for answering from the folds."""
+        if not referrals:
+            return {}
+        self._load_streams_of(referrals)
+        return self._load_histories(sorted(referrals))
 
     def gaps(
         self,
@@ -1017,12 +1086,12 @@ class ReadModels:
                 continue
             ended = row["end_us"] if row["end_us"] is not None and row["end_recorded_us"] <= known else None
             found.append((row["referral"], from_us(row["start_us"]), None if ended is None else from_us(ended)))
-        for referral in sorted(skip):
+        for referral, history in self._fold_histories(skip).items():
             try:
-                history = ownership_history(self.ledger.referral_events(referral), as_known_at=as_known_at)
+                folded = ownership_history(history.referral, as_known_at=as_known_at)
             except NotFound:
                 continue  # not yet recorded at ``as_known_at``
-            found.extend((referral, gap.start, gap.end) for gap in history.gaps if end is None or gap.start <= end)
+            found.extend((referral, gap.start, gap.end) for gap in folded.gaps if end is None or gap.start <= end)
         answers = [
             GapRow(referral, gap_start, gap_end, days(max((gap_end or until) - gap_start, timedelta(0))))
             for referral, gap_start, gap_end in found
@@ -1042,10 +1111,17 @@ class ReadModels:
             f"AND ({alias}.end_us IS NULL OR {alias}.end_us > :t OR {alias}.end_recorded_us > :t)"
         )
 
-    def _unit_at(self, kind: str, as_known_now: bool) -> str:
-        return (
-            f"(SELECT i.unit FROM {self._table('rm_intervals')} i WHERE i.referral = o.referral AND i.kind = '{kind}' "
-            f"AND {self._contains('i', as_known_now)} ORDER BY i.seq DESC LIMIT 1)"
+    def _holders(self, base: str, as_known_now: bool) -> str:
+        """SQL joins ``ow`` (owner) and ``cu`` (custody): the intervals of ``base``'s referral holding :t.
+
+        At most one of each holds an instant (the intervals of one referral do not overlap, and
+        as known at :t only the last one known is still open), so the joins add no rows.
+        """
+        intervals = self._table("rm_intervals")
+        return "".join(
+            f" LEFT JOIN {intervals} {alias} ON {alias}.referral = {base}.referral AND {alias}.kind = '{kind}' "
+            f"AND {self._contains(alias, as_known_now)}"
+            for alias, kind in (("ow", OWNER), ("cu", CUSTODY))
         )
 
     def overdue(
@@ -1057,32 +1133,36 @@ class ReadModels:
         nobody owned it.
         """
         self.catch_up()
+        skip = self._ambiguous(at) if exact and not as_known_now else set()
+        found = self._overdue(at, as_known_now, rule, skip, self._fold_histories(skip))
+        if unit is not None:
+            found = [row for row in found if _answers_for(row.owner_unit, row.custodian_unit) == unit]
+        return found
+
+    def _overdue(
+        self, at: datetime, as_known_now: bool, rule: str | None, skip: set[str], histories: Mapping[str, _History]
+    ) -> list[OverdueRow]:
         known = "" if as_known_now else "AND o.started_recorded_us <= :t "
         satisfied = "o.satisfied_us > :t" if as_known_now else "o.satisfied_us > :t OR o.satisfied_recorded_us > :t"
         rows = self._select(
-            f"SELECT o.referral, o.subject, o.rule, o.started_us, o.due_us, o.cadence_us, "
-            f"{self._unit_at(OWNER, as_known_now)} AS owner_unit, {self._unit_at(CUSTODY, as_known_now)} AS custodian_unit "
-            f"FROM {self._table('rm_obligations')} o "
+            "SELECT o.referral, o.subject, o.rule, o.started_us, o.due_us, o.cadence_us, ow.unit AS owner_unit, cu.unit AS custodian_unit "
+            f"FROM {self._table('rm_obligations')} o{self._holders('o', as_known_now)} "
             f"WHERE o.due_us < :t AND o.started_us <= :t {known}"
             f"AND (o.satisfied_us IS NULL OR {satisfied})" + (" AND o.rule = :rule" if rule is not None else ""),
-            {"t": to_us(at), "rule": rule} if rule is not None else {"t": to_us(at)},
+            {"t": to_us(at), "rule": rule},
         )
-        skip = self._ambiguous(at) if exact and not as_known_now else set()
         found = [
             _overdue_row(row["referral"], row["subject"], row["rule"], row["started_us"], row["due_us"], row["cadence_us"], at, row)
             for row in rows
             if row["referral"] not in skip
         ]
-        for referral in sorted(skip):
-            found.extend(row for row in self._overdue_from_folds(referral, at) if rule is None or row.rule == rule)
-        if unit is not None:
-            found = [row for row in found if _answers_for(row.owner_unit, row.custodian_unit) == unit]
+        for referral, history in histories.items():
+            found.extend(row for row in self._overdue_from_folds(referral, history, at) if rule is None or row.rule == rule)
         found.sort(key=lambda row: (row.due, row.referral, row.subject or "", row.rule))
         return found
 
-    def _overdue_from_folds(self, referral: str, at: datetime) -> list[OverdueRow]:
-        referral_events, subject_events = self._history_of(referral)
-        owner, custodian = _holders_at(referral_events, at)
+    def _overdue_from_folds(self, referral: str, history: _History, at: datetime) -> list[OverdueRow]:
+        owner, custodian = _holders_at(history.referral, at)
         return [
             OverdueRow(
                 referral,
@@ -1095,7 +1175,7 @@ class ReadModels:
                 owner,
                 custodian,
             )
-            for found in obligations_at(referral_events, subject_events, at, policy=self.policy)
+            for found in obligations_at(history.referral, history.subjects, at, policy=self.policy)
             if found.status == OVERDUE
         ]
 
@@ -1153,10 +1233,9 @@ class ReadModels:
         self.catch_up()
         t = {"t": to_us(at)}
         open_rows = self._select(
-            f"SELECT o.referral, r.received_us, {self._unit_at(OWNER, as_known_now)} AS owner_unit, "
-            f"{self._unit_at(CUSTODY, as_known_now)} AS custodian_unit "
-            f"FROM {self._table('rm_intervals')} o JOIN {self._table('rm_referrals')} r ON r.referral = o.referral "
-            f"WHERE o.kind = '{OPEN_PERIOD}' AND {self._contains('o', as_known_now)}",
+            "SELECT p.referral, r.received_us, ow.unit AS owner_unit, cu.unit AS custodian_unit "
+            f"FROM {self._table('rm_intervals')} p JOIN {self._table('rm_referrals')} r ON r.referral = p.referral"
+            f"{self._holders('p', as_known_now)} WHERE p.kind = '{OPEN_PERIOD}' AND {self._contains('p', as_known_now)}",
             t,
         )
         subject_known = "" if as_known_now else "AND s.extracted_recorded_us <= :t "
@@ -1167,9 +1246,10 @@ class ReadModels:
             t,
         )
         skip = self._ambiguous(at) if exact and not as_known_now else set()
+        histories = self._fold_histories(skip)
         subjects = {row["referral"]: int(row["n"]) for row in subject_rows}
         overdue: dict[str, dict[str, int]] = {}
-        for row in self.overdue(at, as_known_now=as_known_now, exact=exact):
+        for row in self._overdue(at, as_known_now, None, skip, histories):
             counts = overdue.setdefault(row.referral, {})
             counts[row.rule] = counts.get(row.rule, 0) + 1
         found = [
@@ -1184,35 +1264,46 @@ class ReadModels:
             for row in open_rows
             if row["referral"] not in skip
         ]
-        for referral in sorted(skip):
-            exact_row = self._open_from_folds(referral, at, overdue.get(referral, {}))
+        for referral, history in histories.items():
+            exact_row = _open_from_folds(referral, history, at, overdue.get(referral, {}))
             if exact_row is not None:
                 found.append(exact_row)
         found.sort(key=lambda item: item.referral)
         return found
 
-    def _open_from_folds(self, referral: str, at: datetime, overdue: Mapping[str, int]) -> OpenReferral | None:
-        referral_events, subject_events = self._history_of(referral)
-        try:
-            history = ownership_history(referral_events, as_known_at=at, until=at)
-        except LedgerError:
-            return None  # not yet received, or not yet recorded, at ``at``
-        if history.status != OPEN:
-            return None
-        owner, custodian = history.ownership_at(at), history.custody_at(at)
-        open_subjects = 0
-        for subject, events in subject_events.items():
-            row = subject_row(referral, subject, [event for event in events if event.recorded_at <= at])
-            if row is not None and _subject_open(row, to_us(at)):
-                open_subjects += 1
-        return OpenReferral(
-            referral=referral,
-            received_at=history.received_at,
-            owner_unit=None if owner is None else owner.unit,
-            custodian_unit=custodian.unit if custodian is not None else "",
-            open_subjects=open_subjects,
-            overdue=dict(overdue),
-        )
+
+def _open_from_folds(referral: str, history: _History, at: datetime, overdue: Mapping[str, int]) -> OpenReferral | None:
+    """The backlog facts of one referral at ``at`` as known then, from its folds."""
+    try:
+        folded = ownership_history(history.referral, as_known_at=at, until=at)
+    except LedgerError:
+        return None  # not yet received, or not yet recorded, at ``at``
+    if folded.status != OPEN:
+        return None
+    owner, custodian = folded.ownership_at(at), folded.custody_at(at)
+    open_subjects = 0
+    for subject, events in history.subjects.items():
+        row = subject_row(referral, subject, [event for event in events if event.recorded_at <= at])
+        if row is not None and _subject_open(row, to_us(at)):
+            open_subjects += 1
+    return OpenReferral(
+        referral=referral,
+        received_at=folded.received_at,
+        owner_unit=None if owner is None else owner.unit,
+        custodian_unit="" if custodian is None else custodian.unit,
+        open_subjects=open_subjects,
+        overdue=dict(overdue),
+    )
+
+
+def _backend_of(datastore: object) -> str | None:
+    """ "sqlite" or "postgres" for the library's datastores (and subclasses); None otherwise."""
+    for kind in type(datastore).__mro__:
+        if kind.__module__ == "eventsourcing.sqlite":
+            return "sqlite"
+        if kind.__module__ == "eventsourcing.postgres":
+            return "postgres"
+    return None
 
 
 def _subject_open(row: SubjectRow, t: int) -> bool:

@@ -142,7 +142,9 @@ def test_a_changed_layout_is_dropped_and_rebuilt(ledger: Ledger, now: datetime, 
     assert (status.layout, status.position, status.tables["rm_referrals"]) == (LAYOUT, ledger.head(), 1)
 
 
-def test_when_another_catch_up_commits_first_this_one_starts_again_from_there(ledger: Ledger, now: datetime) -> None:
+def test_when_another_catch_up_commits_first_this_one_starts_again_from_there(
+    ledger: Ledger, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     record(ledger, *owned())
     slow, fast = ReadModels(ledger), ReadModels(ledger)
     real_read = slow._read_round
@@ -155,7 +157,7 @@ def test_when_another_catch_up_commits_first_this_one_starts_again_from_there(le
             record(ledger, rec("note_added", at(3), "U-OPS1", text="Progress."))
         return batch
 
-    slow._read_round = read_then_get_overtaken  # type: ignore[method-assign]
+    monkeypatch.setattr(slow, "_read_round", read_then_get_overtaken)
     result = slow.catch_up()
 
     assert overtaken and result.position == overtaken[0]  # caught up to the head seen when it began

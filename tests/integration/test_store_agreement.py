@@ -93,7 +93,10 @@ def folded_overdue(histories: dict[str, History], at: datetime, as_known_now: bo
 def stored_overdue(models: ReadModels, at: datetime, as_known_now: bool, exact: bool = True) -> list[tuple[Any, ...]]:
     rows = models.overdue(at, as_known_now=as_known_now, exact=exact)
     return sorted(
-        ((r.referral, r.subject, r.rule, r.started_at, r.due, r.days_overdue, r.cycles_missed, r.owner_unit, r.custodian_unit) for r in rows),
+        (
+            (r.referral, r.subject, r.rule, r.started_at, r.due, r.days_overdue, r.cycles_missed, r.owner_unit, r.custodian_unit)
+            for r in rows
+        ),
         key=repr,
     )
 
@@ -133,7 +136,9 @@ def folded_backlog(histories: dict[str, History], at: datetime) -> list[OpenRefe
         for o in obligations_at(events, subjects, at):
             if o.status == OVERDUE:
                 overdue[o.rule] = overdue.get(o.rule, 0) + 1
-        found.append(OpenReferral(reference, history.received_at, None if owner is None else owner.unit, custodian.unit, open_subjects, overdue))
+        found.append(
+            OpenReferral(reference, history.received_at, None if owner is None else owner.unit, custodian.unit, open_subjects, overdue)
+        )
     return found
 
 

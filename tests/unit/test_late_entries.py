@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -13,15 +14,13 @@ from tests.scenario import REFERENCE, at, given, rec, received
 LATE = "Typed up from the meeting minutes."
 
 
-def entries_of(*records: dict[str, object], policy: Policy | None = None, min_lag: timedelta | None = None) -> list[dict[str, object]]:
+def entries_of(*records: dict[str, Any], policy: Policy | None = None, min_lag: timedelta | None = None) -> list[dict[str, Any]]:
     ledger = given(*records).ledger
-    found = late_entries(
-        ledger.referral_events(REFERENCE), ledger.subject_events(REFERENCE), policy=policy or Policy(), min_lag=min_lag
-    )
+    found = late_entries(ledger.referral_events(REFERENCE), ledger.subject_events(REFERENCE), policy=policy or Policy(), min_lag=min_lag)
     return [entry.as_row() for entry in found]
 
 
-def note(when: str, recorded: str, **fields: object) -> dict[str, object]:
+def note(when: str, recorded: str, **fields: Any) -> dict[str, Any]:
     return rec("note_added", when, "U-INTAKE", recorded=recorded, text="Progress.", **fields)
 
 
