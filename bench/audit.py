@@ -143,13 +143,7 @@ def record_more(url: str, count: int, existing: list[str]) -> None:
                     Stamp(actor),
                     originator="X-FORCE",
                     channel="liaison",
-                    originator_reference=None,
-                    claimed_subject_count=None,
-                    grading=None,
-                    handling_conditions=[],
-                    package_hash=None,
                     custodian_unit="U-INTAKE",
-                    immediate_risk=False,
                 )
                 ledger.offer_ownership(reference, Stamp(actor), "U-OPS1")
                 ledger.accept_ownership(reference, Stamp(owner))

@@ -227,7 +227,22 @@ class Referral(Aggregate, created_event_name="Received"):
     # --- commands -------------------------------------------------------------------
 
     @classmethod
-    def receive(cls, entry: Entry, referral_id: UUID, reference: str, **fields: Any) -> Referral:
+    def receive(
+        cls,
+        entry: Entry,
+        referral_id: UUID,
+        reference: str,
+        *,
+        originator: str,
+        channel: str,
+        custodian_unit: str,
+        originator_reference: str | None = None,
+        claimed_subject_count: int | None = None,
+        grading: dict[str, str] | None = None,
+        handling_conditions: Sequence[str] = (),
+        package_hash: str | None = None,
+        immediate_risk: bool = False,
+    ) -> Referral:
         check_clocks(reference, entry, earliest=None, last_recorded=None)
         return cls._create(
             cls.Received,
@@ -235,8 +250,16 @@ class Referral(Aggregate, created_event_name="Received"):
             timestamp=entry.ingested_at,
             reference=reference,
             prev_hash=GENESIS,
+            originator=originator,
+            channel=channel,
+            custodian_unit=custodian_unit,
+            originator_reference=originator_reference,
+            claimed_subject_count=claimed_subject_count,
+            grading=grading,
+            handling_conditions=list(handling_conditions),
+            package_hash=package_hash,
+            immediate_risk=immediate_risk,
             **entry_fields(entry),
-            **fields,
         )
 
     def assess(self, entry: Entry, **fields: Any) -> None:

@@ -98,8 +98,22 @@ def visible(events: Iterable[LedgerEvent], as_known_at: datetime | None) -> list
     return [event for event in events if event.recorded_at <= as_known_at]
 
 
+class _Stretch:
+    """[start, end) on the business clock; ``end`` is None while it runs."""
+
+    start: datetime
+    end: datetime | None
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant and (self.end is None or instant < self.end)
+
+    def duration(self, until: datetime) -> timedelta:
+        """Length up to its end, or up to ``until`` while it runs."""
+        return max((self.end or until) - self.start, _ZERO)
+
+
 @dataclass(frozen=True)
-class Interval:
+class Interval(_Stretch):
     """A unit (and, for ownership, the accepting person) holding the referral over [start, end)."""
 
     unit: str
@@ -111,16 +125,9 @@ class Interval:
     #: stream version of the event that ended it; None while it runs.
     closed_by: int | None
 
-    def contains(self, instant: datetime) -> bool:
-        return self.start <= instant and (self.end is None or instant < self.end)
-
-    def duration(self, until: datetime) -> timedelta:
-        """Length up to its end, or up to ``until`` while it runs."""
-        return max((self.end or until) - self.start, _ZERO)
-
 
 @dataclass(frozen=True)
-class Gap:
+class Gap(_Stretch):
     """A stretch of time while the referral was open and nobody owned it, [start, end)."""
 
     start: datetime
@@ -130,24 +137,15 @@ class Gap:
     #: the acceptance or closure that ended it; None while it runs.
     closed_by: int | None
 
-    def contains(self, instant: datetime) -> bool:
-        return self.start <= instant and (self.end is None or instant < self.end)
-
-    def duration(self, until: datetime) -> timedelta:
-        return max((self.end or until) - self.start, _ZERO)
-
 
 @dataclass(frozen=True)
-class OpenPeriod:
+class OpenPeriod(_Stretch):
     """A stretch of time while the referral was open: receipt or reopening to closure."""
 
     start: datetime
     end: datetime | None
     opened_by: int
     closed_by: int | None
-
-    def duration(self, until: datetime) -> timedelta:
-        return max((self.end or until) - self.start, _ZERO)
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,7 @@ def receive(ledger: Ledger, reference: str) -> None:
         Stamp(INTAKE),
         originator="X-FORCE",
         channel="liaison",
-        originator_reference=None,
-        claimed_subject_count=None,
-        grading=None,
-        handling_conditions=[],
-        package_hash=None,
         custodian_unit="U-INTAKE",
-        immediate_risk=False,
     )
 
 

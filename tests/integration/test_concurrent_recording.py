@@ -30,19 +30,7 @@ def race_once(ledger: Ledger, other: Callable[[], None]) -> None:
 
 def test_a_command_that_loses_a_race_is_judged_again_on_the_newer_history(open_at: Callable[..., Ledger], clock: Clock) -> None:
     first, second = open_at(clock), open_at(clock)
-    first.receive(
-        "R-1",
-        REGISTRY,
-        originator="X",
-        channel="post",
-        custodian_unit="U-INTAKE",
-        claimed_subject_count=None,
-        grading=None,
-        handling_conditions=[],
-        package_hash=None,
-        originator_reference=None,
-        immediate_risk=False,
-    )
+    first.receive("R-1", REGISTRY, originator="X", channel="post", custodian_unit="U-INTAKE")
     clock.advance(minutes=5)
     race_once(first, lambda: second.add_note("R-1", TRIAGE, "Chased the originator"))
     first.offer_ownership("R-1", TRIAGE, "U-OPS1")
@@ -52,19 +40,7 @@ def test_a_command_that_loses_a_race_is_judged_again_on_the_newer_history(open_a
 
 def test_the_rerun_refuses_what_the_newer_history_forbids(open_at: Callable[..., Ledger], clock: Clock) -> None:
     first, second = open_at(clock), open_at(clock)
-    first.receive(
-        "R-1",
-        REGISTRY,
-        originator="X",
-        channel="post",
-        custodian_unit="U-INTAKE",
-        claimed_subject_count=None,
-        grading=None,
-        handling_conditions=[],
-        package_hash=None,
-        originator_reference=None,
-        immediate_risk=False,
-    )
+    first.receive("R-1", REGISTRY, originator="X", channel="post", custodian_unit="U-INTAKE")
     clock.advance(minutes=5)
     race_once(first, lambda: second.offer_ownership("R-1", TRIAGE, "U-OPS2"))
     try:

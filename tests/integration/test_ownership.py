@@ -37,13 +37,7 @@ def receive(ledger: Ledger, clock: Any, when: str) -> None:
         stamp("P-1:registry@U-INTAKE", when),
         originator="X-FORCE",
         channel="liaison",
-        originator_reference=None,
-        claimed_subject_count=None,
-        grading=None,
-        handling_conditions=[],
-        package_hash=None,
         custodian_unit="U-INTAKE",
-        immediate_risk=False,
     )
 
 

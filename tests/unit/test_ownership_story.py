@@ -55,13 +55,7 @@ class Story:
             reference,
             originator="X-FORCE",
             channel="liaison",
-            originator_reference=None,
-            claimed_subject_count=None,
-            grading=None,
-            handling_conditions=[],
-            package_hash=None,
             custodian_unit=custodian,
-            immediate_risk=False,
         )
         self._collect()
 
