@@ -38,8 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _ledgers import copy_sqlite_events_to_postgres  # noqa: E402
+
 from ledger.importing import import_file  # noqa: E402
-from ledger.storage import Database, connect_postgres, open_ledger, read_event_rows, resolve_database  # noqa: E402
+from ledger.storage import connect_postgres, open_ledger, resolve_database  # noqa: E402
 from ledger.values import Actor, Stamp  # noqa: E402
 from projections.store import ReadModels  # noqa: E402
 
@@ -78,10 +80,7 @@ def ready_ledger(url: str, path: Path, events: int, fresh: bool, copy_from: str 
             raise SystemExit(f"{url} holds a partial import ({ledger.head()} entries); run with --fresh")
         if copy_from is not None:
             print(f"copying the stored events of {copy_from} into {url}", flush=True)
-            copy_events(resolve_database(copy_from), database)
-            with connect_postgres(database) as connection:
-                # as autovacuum would, soon: without statistics stream reads scan the table
-                connection.execute(f'ANALYZE "{database.schema}"."{database.events_table}"')
+            copy_sqlite_events_to_postgres(resolve_database(copy_from), database)
             return None
         print(f"importing {events:,} events into {url} (a few minutes)", flush=True)
         started = time.perf_counter()
@@ -89,16 +88,6 @@ def ready_ledger(url: str, path: Path, events: int, fresh: bool, copy_from: str 
         return result.events / (time.perf_counter() - started)
     finally:
         ledger.close()
-
-
-def copy_events(source: Database, target: Database) -> None:
-    """Every stored event of a SQLite ledger into an empty PostgreSQL ledger, in log order."""
-    table = f'"{target.schema or "public"}"."{target.events_table}"'
-    statement = f"COPY {table} (originator_id, originator_version, topic, state) FROM STDIN"
-    with connect_postgres(target) as connection, connection.transaction(), connection.cursor().copy(statement) as copy:
-        for rows in read_event_rows(source):
-            for _, originator_id, version, topic, state in rows:
-                copy.write_row((originator_id, version, topic, state))
 
 
 def drop(url: str) -> None:

@@ -66,40 +66,21 @@ def ledger_files(events: int, big: int, seed: int, chunk: int) -> list[Path]:
     return paths
 
 
-def import_all(url: str, paths: list[Path], stall_seconds: float) -> float:
-    """Import the files in order, one transaction each, each in its own process.
-
-    A file whose import has not finished after ``stall_seconds`` is stopped (its transaction
-    rolls back with the connection) and tried again: on PostgreSQL the library's insert
-    pipeline (psycopg pipeline mode) has been seen to hang under load, the server waiting
-    for the client and the client in ``Pipeline.sync()``; 100,000-line files hung every
-    time on a busy machine, 10,000-line files rarely, hence the default ``--chunk``.
-    """
-    began = time.perf_counter()
-    for number, path in enumerate(paths, start=1):
-        for attempt in range(1, 6):
-            started = time.perf_counter()
-            try:
-                subprocess.run([sys.executable, __file__, "--import-one", url, str(path)], check=True, timeout=stall_seconds)
-            except subprocess.TimeoutExpired:
-                print(f"  {path.name}: no answer after {stall_seconds:.0f} s (attempt {attempt}); stopped, trying again", flush=True)
-                continue
-            print(f"  imported {path.name} in {time.perf_counter() - started:.1f} s ({number}/{len(paths)})", flush=True)
-            break
-        else:
-            raise SystemExit(f"could not import {path.name}")
-    return time.perf_counter() - began
-
-
-def import_one(url: str, path: Path) -> None:
+def import_all(url: str, paths: list[Path]) -> float:
+    """Import the files in order, one transaction each (as `refledger import` does)."""
     from ledger.importing import import_file
     from ledger.storage import open_ledger
 
+    began = time.perf_counter()
     ledger, _ = open_ledger(url)
     try:
-        import_file(ledger, path, historical=True)
+        for number, path in enumerate(paths, start=1):
+            started = time.perf_counter()
+            import_file(ledger, path, historical=True)
+            print(f"  imported {path.name} in {time.perf_counter() - started:.1f} s ({number}/{len(paths)})", flush=True)
     finally:
         ledger.close()
+    return time.perf_counter() - began
 
 
 # --- timing helpers -------------------------------------------------------------------------
@@ -219,7 +200,7 @@ def import_times(refledger: str, url: str, reference: str, env: dict[str, str]) 
 
 
 @contextmanager
-def sqlite_ledger(paths: list[Path], label: str, reuse: bool, stall_seconds: float) -> Iterator[str]:
+def sqlite_ledger(paths: list[Path], label: str, reuse: bool) -> Iterator[str]:
     path = OUT / f"{label}.sqlite"
     if reuse and path.exists():
         print(f"reusing {path}", flush=True)
@@ -227,7 +208,7 @@ def sqlite_ledger(paths: list[Path], label: str, reuse: bool, stall_seconds: flo
         for stale in OUT.glob(f"{label}.sqlite*"):
             stale.unlink()
         print(f"importing into {path}", flush=True)
-        elapsed = import_all(str(path), paths, stall_seconds)
+        elapsed = import_all(str(path), paths)
         print(f"  total {elapsed:.0f} s", flush=True)
     try:
         yield str(path)
@@ -238,7 +219,7 @@ def sqlite_ledger(paths: list[Path], label: str, reuse: bool, stall_seconds: flo
 
 
 @contextmanager
-def postgres_ledger(paths: list[Path], base: str, stall_seconds: float) -> Iterator[str]:
+def postgres_ledger(paths: list[Path], base: str) -> Iterator[str]:
     from ledger.storage import connect_postgres, resolve_database
 
     url = f"{base}{'&' if '?' in base else '?'}schema={SCHEMA}"
@@ -251,10 +232,8 @@ def postgres_ledger(paths: list[Path], base: str, stall_seconds: float) -> Itera
     drop()
     print(f"importing into {database.location}", flush=True)
     try:
-        elapsed = import_all(url, paths, stall_seconds)
+        elapsed = import_all(url, paths)
         print(f"  total {elapsed:.0f} s", flush=True)
-        with connect_postgres(database) as connection:
-            connection.execute(f'ANALYZE "{SCHEMA}".ledger_events')
         yield url
     finally:
         drop()
@@ -271,18 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--big-referral-events", type=int, default=500)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--chunk", type=int, default=10_000, help="lines per import file (one transaction each; see import_all)")
+    parser.add_argument("--chunk", type=int, default=100_000, help="lines per import file (one transaction each)")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--postgres-url", default=os.environ.get("REFLEDGER_BENCH_POSTGRES", DEFAULT_POSTGRES))
     parser.add_argument("--repeat", type=int, default=300, help="in-process runs per figure")
     parser.add_argument("--cli-runs", type=int, default=15)
     parser.add_argument("--reuse", action="store_true", help="keep the SQLite ledger in bench/out/ and reuse it")
-    parser.add_argument("--stall-seconds", type=float, default=300, help="stop and retry a file's import after this long")
-    parser.add_argument("--import-one", nargs=2, metavar=("URL", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.import_one:
-        import_one(args.import_one[0], Path(args.import_one[1]))
-        return 0
 
     from generate import BIG_REFERENCE
 
@@ -290,10 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     label = f"owner-{args.events}-big{args.big_referral_events}-seed{args.seed}"
     results = []
     if args.backend in ("sqlite", "both"):
-        with sqlite_ledger(paths, label, args.reuse, args.stall_seconds) as url:
+        with sqlite_ledger(paths, label, args.reuse) as url:
             results.append(report("sqlite", url, BIG_REFERENCE, args))
     if args.backend in ("postgres", "both"):
-        with postgres_ledger(paths, args.postgres_url, args.stall_seconds) as url:
+        with postgres_ledger(paths, args.postgres_url) as url:
             results.append(report("postgres", url, BIG_REFERENCE, args))
     print("\nsummary (ms, p50): owner | read rows | decode | fold ; CLI wall s")
     for figures in results:

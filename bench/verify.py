@@ -4,7 +4,7 @@ Builds a fresh ledger of N generated events (bench/generate.py, historical mode)
 backend, imported in files of about 100k lines (an import is one transaction), then:
 
 PostgreSQL is filled, by default, with a COPY of the SQLite ledger's stored rows (the same
-bytes; see ``copy_stored_rows`` for why), then measured the same way:
+bytes; see ``_ledgers.copy_sqlite_events_to_postgres``), then measured the same way:
 
 - full verify (every chain and the Merkle tree recomputed from the stored rows), repeated,
   reported as the median events/s, in process and once through the ``refledger verify`` CLI;
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _ledgers import copy_sqlite_events_to_postgres  # noqa: E402
 from generate import generate, write_jsonl  # noqa: E402
 
 from ledger.importing import import_file  # noqa: E402
@@ -100,26 +101,6 @@ def drop_schema(database: Database) -> None:
         connection.execute(f'DROP SCHEMA IF EXISTS "{database.schema}" CASCADE')
 
 
-def copy_stored_rows(source: Path, database: Database) -> None:
-    """Load a PostgreSQL ledger with the stored rows of a SQLite one, in log order.
-
-    The rows are the bytes the import wrote (same transcoder), so verify does the same work
-    on them. Used because importing a file of 10,000 or more events in one transaction hangs
-    on PostgreSQL here (a client/server deadlock inside the library's pipelined insert).
-    """
-    import sqlite3
-    from uuid import UUID
-
-    table = f'"{database.schema}".ledger_events'
-    with sqlite3.connect(source) as reader, connect_postgres(database) as connection, connection.cursor() as cursor:
-        rows = reader.execute("SELECT originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid")
-        statement = f"COPY {table} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
-        with cursor.copy(statement) as copy:
-            copy.set_types(["uuid", "int8", "text", "bytea"])
-            for stream, version, topic, state in rows:
-                copy.write_row((UUID(stream), version, topic, state))
-
-
 def measure(url: str, paths: list[Path], repeat: int, keep: bool, copy_from: Path | None = None, first_round: int = 0) -> dict[str, Any]:
     fresh(url)
     ledger, database = open_ledger(url)
@@ -127,7 +108,7 @@ def measure(url: str, paths: list[Path], repeat: int, keep: bool, copy_from: Pat
     try:
         started = time.perf_counter()
         if copy_from is not None:
-            copy_stored_rows(copy_from, database)
+            copy_sqlite_events_to_postgres(resolve_database(str(copy_from)), database)
             figures["loaded_by"] = f"COPY of the stored rows of {copy_from.name}"
         else:
             for path in paths:
