@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
-from commands.subjects import (
+from ledger.application import Ledger
+from ledger.errors import InvalidInput
+from ledger.importing import parse_record
+from ledger.storage import read_streams
+from ledger.subject_csv import (
     DISSEMINATE_LAYOUT,
     IMPORT_LAYOUT,
     disseminate_records,
@@ -16,10 +20,6 @@ from commands.subjects import (
     read_csv,
     record_rows,
 )
-from ledger.application import Ledger
-from ledger.errors import InvalidInput
-from ledger.importing import parse_record
-from ledger.storage import read_streams
 from ledger.values import iso, subject_id
 from projections.subjects import package_summary, subject_positions
 from tests.conftest import Clock, count_events

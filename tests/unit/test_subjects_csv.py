@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from commands.subjects import (
+from ledger.application import Ledger
+from ledger.errors import InvalidInput
+from ledger.importing import parse_record
+from ledger.subject_csv import (
     DISSEMINATE_LAYOUT,
     IMPORT_LAYOUT,
     TRIAGE_LAYOUT,
@@ -20,9 +23,6 @@ from commands.subjects import (
     record_rows,
     triage_records,
 )
-from ledger.application import Ledger
-from ledger.errors import InvalidInput
-from ledger.importing import parse_record
 
 REF = "R-BULK-1"
 NOW = datetime(2024, 3, 4, 12, tzinfo=UTC)
