@@ -182,7 +182,14 @@ def timeline_command(reference: str, known_text: str | None, fmt: str | None) ->
     ledger = session().ledger
     as_known_at = instant_option(known_text, "--as-known-at")
     events = ledger.referral_events(reference)
-    rows = timeline(events, ledger.subject_events(reference), as_known_at=as_known_at)
+    policy = session().policy  # late and attestation thresholds, as `audit late-entries` uses
+    rows = timeline(
+        events,
+        ledger.subject_events(reference),
+        as_known_at=as_known_at,
+        late_after=policy.late_entry_threshold(),
+        attestation_after=policy.attestation_threshold(),
+    )
     document = timeline_document(reference, rows, as_known_at)
     chosen = resolve_format(fmt)
     if chosen == JSON:
