@@ -119,10 +119,10 @@ def parse_instant(text: str, what: str = "time") -> datetime:
 
 def iso(instant: datetime) -> str:
     """ISO 8601 UTC with ``Z``; seconds precision unless there are microseconds."""
-    instant = instant.astimezone(UTC)
-    if instant.microsecond:
-        return instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is several times faster than strftime; answers print hundreds of thousands
+    if instant.tzinfo is not UTC:
+        instant = instant.astimezone(UTC)
+    return instant.isoformat()[:-6] + "Z"
 
 
 def days(delta: timedelta) -> float:

@@ -101,7 +101,7 @@ class Story:
 def story() -> Iterator[Story]:
     # ledger.integrity rebuilds plain datetimes from test-clock ones; left unpatched, its
     # ``datetime`` stays the real class.
-    with freeze_time(T0, ignore=["ledger.integrity"]) as frozen:
+    with freeze_time(T0) as frozen:
         yield Story(frozen)
 
 
