@@ -90,6 +90,7 @@ from ledger.errors import LedgerError, NotFound
 from ledger.policy import DEFAULT_POLICY, SUPERVISORY_REVIEW, Policy
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
 from ledger.storage import read_streams
+from ledger.staff import STAFF_TOPIC_PREFIXES
 from ledger.subject import Subject, SubjectListed, SubjectState
 from ledger.values import FUTURE_SKEW, days, iso
 from projections.backlog import OpenReferral
@@ -896,6 +897,8 @@ class ReadModels:
         for notification in page:
             if notification.topic == _DIRECTORY_TOPIC:
                 continue  # the directory repeats what Subject.Extracted says
+            if notification.topic.startswith(STAFF_TOPIC_PREFIXES):
+                continue  # the staff directory is read from its own streams, not these tables
             event = mapper.to_domain_event(notification)
             if not isinstance(event, LedgerEvent):
                 raise ProjectionStopped(
