@@ -250,6 +250,21 @@ class StaffListed(DomainEvent):
 register_topic(StaffListed.TOPIC, StaffListed)
 
 
+#: each directory event class → its type in the import format
+STAFF_EVENT_TYPES: dict[type[LedgerEvent], str] = {
+    Unit.Registered: "unit_registered",
+    Unit.Renamed: "unit_renamed",
+    Unit.Closed: "unit_closed",
+    Unit.RoleAssigned: "role_assigned",
+    Unit.RoleEnded: "role_ended",
+    Person.Registered: "person_registered",
+    Person.Left: "person_left",
+    Person.SecondmentStarted: "secondment_started",
+    Person.SecondmentEnded: "secondment_ended",
+    StaffDirectory.Enforced: "directory_enforced",
+}
+
+
 # --- the folds: what the events say, as known at K -----------------------------------------
 
 

@@ -1097,6 +1097,20 @@ class ReadModels:
         answers.sort(key=lambda gap: (gap.referral, gap.start))
         return answers
 
+    def referrals_of_units(self, units: set[str], start: datetime | None, end: datetime | None) -> list[str]:
+        """Referrals owned or held by one of ``units`` at some time in [start, end) (as known now)."""
+        self.catch_up()
+        if not units:
+            return []
+        names = {f"u{i}": unit for i, unit in enumerate(sorted(units))}
+        rows = self._select(
+            f"SELECT DISTINCT referral FROM {self._table('rm_intervals')} "
+            f"WHERE kind IN ('{OWNER}', '{CUSTODY}') AND unit IN ({', '.join(':' + k for k in names)}) "
+            "AND start_us < :upper AND (end_us IS NULL OR end_us > :lower)",
+            {**names, "upper": to_us(end) if end is not None else _NO_UPPER, "lower": to_us(start) if start is not None else -_NO_UPPER},
+        )
+        return sorted(row["referral"] for row in rows)
+
     def _contains(self, alias: str, as_known_now: bool) -> str:
         """SQL: interval ``alias`` holds instant :t (as known at :t unless ``as_known_now``)."""
         if as_known_now:
