@@ -69,7 +69,7 @@ class _Chained(Aggregate):
     def _trigger(self, name: str, event_class: type[LedgerEvent], entry: Entry, refusal: tuple[str, str] | None, **fields: Any) -> None:
         check_clocks(name, entry, earliest=None, last_recorded=self.history[-1].recorded_at)
         if refusal is not None:
-            raise RuleViolation(refusal[0], f"{name}: {refusal[1]} at {iso(entry.occurred_at)}")
+            raise RuleViolation(refusal[0], f"{name} at {iso(entry.occurred_at)}: {refusal[1]}")
         self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **fields)
 
 

@@ -275,14 +275,17 @@ def person_record(
         history = ownership_history(events, until=judged_at)
         subject_events = {s: known(evs, as_known_at) for s, evs in ledger.subject_events(reference).items()}
         obligations = obligations_at(events, subject_events, judged_at, policy=policy, as_known_now=True)
-        for kind, intervals in (("owned", history.ownership), ("held", history.custody)):
-            for interval in intervals:
-                for unit, span in accountable_spans:
-                    if interval.unit != unit:
-                        continue
-                    piece = _overlap((interval.start, interval.end), span)
-                    if piece is None:
-                        continue
+        # owned by their unit, or held (custody) by it while nobody owned the referral
+        held = [
+            (custody.unit, piece)
+            for custody in history.custody
+            for gap in history.gaps
+            if (piece := _overlap((custody.start, custody.end), (gap.start, gap.end))) is not None
+        ]
+        pieces = [("owned", o.unit, (o.start, o.end)) for o in history.ownership] + [("held", u, p) for u, p in held]
+        for kind, holder, interval in pieces:
+            for unit, span in accountable_spans:
+                if holder == unit and (piece := _overlap(interval, span)) is not None:
                     stretches.append(_stretch(reference, kind, unit, piece, obligations, judged_at))
         for stream_events in (events, *subject_events.values()):
             recorded.extend(_event_row(reference, e) for e in stream_events if e.actor.get("person") == person and _within(e, start, end))

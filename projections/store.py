@@ -1102,7 +1102,7 @@ class ReadModels:
         self.catch_up()
         if not units:
             return []
-        names = {f"u{i}": unit for i, unit in enumerate(sorted(units))}
+        names = {"unit_" + "_".join("abcdefghij"[int(d)] for d in str(i)): unit for i, unit in enumerate(sorted(units))}
         rows = self._select(
             f"SELECT DISTINCT referral FROM {self._table('rm_intervals')} "
             f"WHERE kind IN ('{OWNER}', '{CUSTODY}') AND unit IN ({', '.join(':' + k for k in names)}) "
