@@ -454,3 +454,63 @@ def actor_counts(findings: Sequence[ActorFinding]) -> list[dict[str, Any]]:
         parsed = Actor.parse(actor)
         rows.append({"person": parsed.person, "role": parsed.role, "unit": parsed.unit, "rule": rule, "events": count})
     return rows
+
+
+# --- the case file's "Accountable people" ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountableSpan:
+    """An ownership interval, or a gap while a custodian held the referral, and who answered for it."""
+
+    kind: str  # owner · gap
+    unit: str
+    start: datetime
+    end: datetime | None
+    #: person, role, from, to (clipped to the span), employer, seconded_to (at the span's start)
+    people: tuple[dict[str, Any], ...]
+    #: obligations that fell due in the span and were breached (or are overdue)
+    breached: tuple[Obligation, ...]
+
+
+def accountable_spans(
+    directory: Directory, events: Sequence[LedgerEvent], obligations: Sequence[Obligation], at: datetime, policy: Policy = DEFAULT_POLICY
+) -> list[AccountableSpan]:
+    """Per ownership interval and per gap (by custodian), the accountable people and the breaches under them."""
+    history = ownership_history(events, as_known_at=directory.as_known_at, until=at)
+    pieces: list[tuple[str, str, tuple[datetime, datetime | None]]] = [("owner", o.unit, (o.start, o.end)) for o in history.ownership if o.unit]
+    pieces += [
+        ("gap", c.unit, piece)
+        for c in history.custody
+        for g in history.gaps
+        if c.unit and (piece := _overlap((c.start, c.end), (g.start, g.end))) is not None
+    ]
+    directory.load(units=[unit for _, unit, _ in pieces])
+    spans = []
+    for kind, unit, (start, end) in sorted(pieces, key=lambda p: p[2][0]):
+        state = directory.unit(unit)
+        holdings = [
+            h
+            for h in (state.holdings if state else [])
+            if h.role in policy.directory.accountable_roles and _overlap((h.start, h.end), (start, end)) is not None
+        ]
+        directory.load(people=[h.person for h in holdings])
+        people = []
+        for held in sorted(holdings, key=lambda h: (h.start, h.role, h.person)):
+            clipped = _overlap((held.start, held.end), (start, end))
+            person = directory.person(held.person)
+            assert clipped is not None and person is not None
+            people.append(
+                {
+                    "person": held.person,
+                    "role": held.role + (" (acting)" if held.acting else ""),
+                    "from": clipped[0],
+                    "to": clipped[1],
+                    "employer": person.employer,
+                    "seconded_to": person.seconded_to(clipped[0]),
+                }
+            )
+        stop = end or at
+        breached = tuple(o for o in obligations if start <= o.due < stop and o.status in (BREACHED, OVERDUE))
+        spans.append(AccountableSpan(kind, unit, start, end, tuple(people), breached))
+    return spans

@@ -108,3 +108,23 @@ def test_without_the_directory_every_line_is_kept_and_audit_actors_lists_it(data
     counts = json.loads(runner.invoke(main, ["--db", database_url, "audit", "actors", "--counts", "--json"]).stdout)
     assert sum(row["events"] for row in counts["rows"]) == 45
     assert {"person": "P-113", "role": "analyst", "unit": "U-OPS1", "rule": "actor-in-directory", "events": 9} in counts["rows"]
+
+
+def test_the_case_file_names_the_accountable_people_of_each_interval_and_gap(database_url: str, tmp_path: Any) -> None:
+    runner = CliRunner()
+    for name in ("staff.jsonl", "cybertip.jsonl"):
+        assert runner.invoke(main, ["--db", database_url, "import", "--historical", str(EXAMPLES / name)]).exit_code == 0
+    out = tmp_path / "case.md"
+    result = runner.invoke(
+        main, ["--db", database_url, "report", "R-2024-0402", "--at", "2024-05-10T12:00:00Z", "--no-verify", "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    section = out.read_text(encoding="utf-8").split("## Accountable people", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| what")]
+    # the long gap while U-INTAKE held it, then U-OPS1's ownership
+    assert rows[0].startswith("| **NO OWNER** (custodian) | U-INTAKE | 2024-04-02T09:30:00Z | 2024-04-19T09:00:00Z | P-122 head-of-unit (NCA)")
+    assert "owner-accepted due 2024-04-04T09:30:00Z" in rows[0] and "escalation-decided due" in rows[0]
+    assert rows[1].startswith("| owner | U-OPS1 | 2024-04-19T09:00:00Z | running | P-104 team-manager (F-NORTH, seconded to NCA)")
+    assert "P-121 head-of-unit (acting) (NCA)" in rows[1]
+    html = runner.invoke(main, ["--db", database_url, "report", "R-2024-0402", "--no-verify", "--out", "-", "--format", "html"])
+    assert "<h2>Accountable people</h2>" in html.stdout
