@@ -48,7 +48,9 @@ class Directory:
     as_known_at: datetime | None = None
     _units: dict[str, UnitState | None] = field(default_factory=dict)
     _people: dict[str, PersonState | None] = field(default_factory=dict)
-    _everything: bool = False
+    _listed: list[tuple[str, str]] | None = None
+    #: the events read, per stream (as stored; the states above are folded as known at K)
+    histories: dict[str, list[LedgerEvent]] = field(default_factory=dict)
 
     def load(self, units: Iterable[str] = (), people: Iterable[str] = ()) -> None:
         """Read the streams of these units and people in one query (those not read yet)."""
@@ -59,6 +61,7 @@ class Directory:
         for stream, events in read_streams(self.ledger, list(wanted)).items():
             kind, name = wanted[stream]
             history = [e for e in events if isinstance(e, LedgerEvent)]
+            self.histories[f"{kind}/{name}"] = history
             if kind == "unit":
                 self._units[name] = self._fold(history, Unit.Registered, fold_unit)
             else:
@@ -73,11 +76,11 @@ class Directory:
             return None  # not yet registered, as known at K
         return fold(history, self.as_known_at)
 
-    def load_all(self) -> None:
-        if not self._everything:
-            listed = self.ledger.staff_index()
-            self.load([e.name for e in listed if e.kind == "unit"], [e.name for e in listed if e.kind == "person"])
-            self._everything = True
+    def load_all(self, people: bool = True) -> None:
+        """Read every unit (and, unless ``people`` is False, every person) of the directory."""
+        if self._listed is None:
+            self._listed = [(e.kind, e.name) for e in self.ledger.staff_index()]
+        self.load([name for kind, name in self._listed if kind == "unit"], [name for kind, name in self._listed if kind == "person" and people])
 
     def unit(self, unit: str) -> UnitState | None:
         self.load(units=[unit])
@@ -89,7 +92,7 @@ class Directory:
 
     @property
     def units(self) -> list[UnitState]:
-        self.load_all()
+        self.load_all(people=False)
         return sorted((u for u in self._units.values() if u is not None), key=lambda u: u.unit)
 
     @property
@@ -264,7 +267,8 @@ def person_record(
         if h.role in policy.directory.accountable_roles and (span := _clip(h.start, h.end, start, end)) is not None
     ]
     judged_at = end or as_known_at or now
-    referrals = ReadModels(ledger, policy).referrals_of_units({unit for unit, _ in accountable_spans}, start, end) if accountable_spans else []
+    models = ReadModels(ledger, policy)
+    referrals = sorted({r for unit, (lower, upper) in accountable_spans for r in models.referrals_of_units({unit}, lower, upper)})
     streams = read_streams(ledger, [_referral_stream(r) for r in referrals])
     stretches: list[dict[str, Any]] = []
     recorded: list[dict[str, Any]] = []
@@ -289,7 +293,7 @@ def person_record(
                     stretches.append(_stretch(reference, kind, unit, piece, obligations, judged_at))
         for stream_events in (events, *subject_events.values()):
             recorded.extend(_event_row(reference, e) for e in stream_events if e.actor.get("person") == person and _within(e, start, end))
-    recorded.extend(_directory_events_by(ledger, person, start, end, as_known_at))
+    recorded.extend(_directory_events_by(directory, person, start, end))
     recorded.sort(key=lambda r: (r["occurred_at"], r["referral"] or "", r["type"]))
     stretches.sort(key=lambda s: (s["start"], s["referral"], s["kind"]))
     return {
@@ -358,17 +362,16 @@ def _obligation(o: Obligation) -> dict[str, Any]:
     return {"rule": o.rule, "subject": o.subject, "due": iso(o.due), "status": o.status, "days_late": o.days_late}
 
 
-def _directory_events_by(
-    ledger: Ledger, person: str, start: datetime | None, end: datetime | None, as_known_at: datetime | None
-) -> list[dict[str, Any]]:
-    listed = ledger.staff_index()
-    streams = [unit_stream(e.name) if e.kind == "unit" else person_stream(e.name) for e in listed]
-    rows = []
-    for events in read_streams(ledger, streams).values():
-        for event in known([e for e in events if isinstance(e, LedgerEvent)], as_known_at):
-            if event.actor.get("person") == person and _within(event, start, end):
-                rows.append(_event_row(None, event))
-    return rows
+def _directory_events_by(directory: Directory, person: str, start: datetime | None, end: datetime | None) -> list[dict[str, Any]]:
+    """Directory events the person recorded on the units (roles, units) and on their own record."""
+    directory.load_all(people=False)
+    histories = [h for name, h in directory.histories.items() if name.startswith("unit/") or name == f"person/{person}"]
+    return [
+        _event_row(None, event)
+        for history in histories
+        for event in known(history, directory.as_known_at)
+        if event.actor.get("person") == person and _within(event, start, end)
+    ]
 
 
 # --- refledger audit actors ------------------------------------------------------------------
