@@ -107,7 +107,7 @@ def subject_group() -> None:
     """
 
 
-REFERRAL_COMMANDS = [_make_command(t) for t in RECORD_TYPES if not t.on_subject]
+REFERRAL_COMMANDS = [_make_command(t) for t in RECORD_TYPES if not t.on_subject and not t.on_directory]
 for _subject_type in RECORD_TYPES:
     if _subject_type.on_subject:
         subject_group.add_command(_make_command(_subject_type))
