@@ -25,6 +25,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -104,7 +105,7 @@ def stretches(ledger: Any, per_manager: int) -> list[tuple[str, str]]:
     def z(us: int) -> str:
         return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    return [(z(a), z(b)) for a, b in zip(cut, cut[1:], strict=False) if b > a][:12]
+    return [(z(a), z(b)) for a, b in itertools.pairwise(cut) if b > a][:12]
 
 
 def main() -> None:
@@ -133,7 +134,7 @@ def main() -> None:
             lines = staff_lines(args.people, stretches(ledger, args.referrals))
             data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
             began = time.perf_counter()
-            import_lines(ledger, data.splitlines(), historical=True, file_sha256="bench-staff-%d" % args.people)
+            import_lines(ledger, data.splitlines(), historical=True, file_sha256=f"bench-staff-{args.people}")
             print(f"imported the directory: {len(lines):,} events in {time.perf_counter() - began:.1f} s", flush=True)
         finally:
             ledger.close()

@@ -260,7 +260,9 @@ def staff() -> list[dict[str, Any]]:
 
     def entry(type_: str, when: str, **fields: Any) -> None:
         at = _z(_t(when))
-        lines.append({"type": type_, "occurred_at": at, "recorded_at": at, "actor": dict(zip(("person", "role", "unit"), HR, strict=True)), **fields})
+        lines.append(
+            {"type": type_, "occurred_at": at, "recorded_at": at, "actor": dict(zip(("person", "role", "unit"), HR, strict=True)), **fields}
+        )
 
     start = "2012-01-02T09:00:00"
     entry("unit_registered", start, unit="U-HR", name="Human resources", kind="agency-unit")

@@ -154,7 +154,9 @@ def person_show(person: str, from_text: str | None, to_text: str | None, known_t
         }
         for s in record["stretches"]
     ]
-    roles = "; ".join(f"{r['role']}@{r['unit']} {r['start']}–{r['end'] or 'now'}{' (acting)' if r['acting'] else ''}" for r in record["roles"])
+    roles = "; ".join(
+        f"{r['role']}@{r['unit']} {r['start']}–{r['end'] or 'now'}{' (acting)' if r['acting'] else ''}" for r in record["roles"]
+    )
     seconded = "".join(f"; seconded to {s['to_organisation']} {s['start']}–{s['end'] or 'now'}" for s in record["secondments"])
     left = f", left {record['left_at']}" if record["left_at"] else ""
     text = (
@@ -203,7 +205,13 @@ def accountable_command(reference: str, at_text: str | None, known_text: str | N
         else f"Nobody owned {reference} at {answer['at']}; custodian {answer['custodian']['unit']}"
     )
     awaited = "".join(f"; awaiting {w['kind']} ({w['role'] or w['unit']})" for w in answer["awaiting"])
-    emit(fmt, answer, rows=rows, columns=["answers_as", "person", "role", "unit", "since", "employer", "seconded_to"], text=head + awaited + ".")
+    emit(
+        fmt,
+        answer,
+        rows=rows,
+        columns=["answers_as", "person", "role", "unit", "since", "employer", "seconded_to"],
+        text=head + awaited + ".",
+    )
 
 
 @click.group("directory")
@@ -284,7 +292,9 @@ def actors_command_body(counts: bool, fail_on_findings: bool, fmt: str | None) -
 
     findings = actor_findings(session().ledger)
     rows = actor_counts(findings) if counts else [f.as_row() for f in findings]
-    columns = ["person", "role", "unit", "rule", "events"] if counts else ["referral", "type", "occurred_at", "actor", "rule", "problem", "line"]
+    columns = (
+        ["person", "role", "unit", "rule", "events"] if counts else ["referral", "type", "occurred_at", "actor", "rule", "problem", "line"]
+    )
     text = f"{len(findings)} events whose actor does not check out against the directory." if findings else "Every actor checks out."
     emit(fmt, {"findings": len(findings), "rows": rows}, rows=rows, columns=columns, text=text)
     if fail_on_findings and findings:

@@ -387,7 +387,10 @@ class PersonState:
                 return ("secondment-elsewhere", f"{self.person} is employed by {self.employer}; a secondment goes to another organisation")
             open_ones = [s for s in self.secondments if s.end is None or s.end > at]
             if open_ones:
-                return ("one-secondment", f"{self.person} is already seconded to {open_ones[-1].to_organisation} from {iso(open_ones[-1].start)}")
+                return (
+                    "one-secondment",
+                    f"{self.person} is already seconded to {open_ones[-1].to_organisation} from {iso(open_ones[-1].start)}",
+                )
         elif kind is Person.SecondmentEnded:
             open_ones = [s for s in self.secondments if s.end is None]
             if not open_ones:

@@ -54,7 +54,12 @@ def import_staff_csv(ledger: Ledger, path: Path, actor: Actor) -> dict[str, Any]
             for record in staff_records(cells, line):
                 pending.append((record["occurred_at"], line, record))
             start = parse_instant(cells["from"], "from").isoformat()
-            registration = {"type": "person_registered", "occurred_at": cells["from"], "person": cells["person"], "employer": cells["employer"]}
+            registration = {
+                "type": "person_registered",
+                "occurred_at": cells["from"],
+                "person": cells["person"],
+                "employer": cells["employer"],
+            }
             if "login" in cells:
                 registration["login"] = cells["login"]
             known = people.get(cells["person"])
@@ -64,8 +69,8 @@ def import_staff_csv(ledger: Ledger, path: Path, actor: Actor) -> dict[str, Any]
             raise InvalidInput(str(error) if str(error).startswith("line ") else f"line {line}: {error}") from None
     for person, (_, registration) in people.items():
         if ledger.person_state(person) is None:
-            line = registration.pop("line")
-            pending.append((registration["occurred_at"], line, registration))
+            first_line = int(registration.pop("line"))
+            pending.append((registration["occurred_at"], first_line, registration))
     commands = []
     # in business order (a registration before the roles, an assignment before its end)
     order = {"person_registered": 0, "role_ended": 1, "role_assigned": 2}

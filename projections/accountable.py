@@ -80,7 +80,9 @@ class Directory:
         """Read every unit (and, unless ``people`` is False, every person) of the directory."""
         if self._listed is None:
             self._listed = [(e.kind, e.name) for e in self.ledger.staff_index()]
-        self.load([name for kind, name in self._listed if kind == "unit"], [name for kind, name in self._listed if kind == "person" and people])
+        self.load(
+            [name for kind, name in self._listed if kind == "unit"], [name for kind, name in self._listed if kind == "person" and people]
+        )
 
     def unit(self, unit: str) -> UnitState | None:
         self.load(units=[unit])
@@ -143,7 +145,9 @@ def accountable_at(
     directory = Directory(ledger, as_known_at)
     custodian = answer.custodian.unit
     owner = answer.owner
-    directory.load(units=[u for u in (custodian, owner.unit if owner else None, answer.open_offer.to_unit if answer.open_offer else None) if u])
+    directory.load(
+        units=[u for u in (custodian, owner.unit if owner else None, answer.open_offer.to_unit if answer.open_offer else None) if u]
+    )
     custodian_accountable = directory.accountable(custodian, at, policy)
     awaiting: list[dict[str, Any]] = []
     if answer.open_offer is not None:
@@ -152,7 +156,9 @@ def accountable_at(
     for obligation in _open_decisions(events, at, as_known_at, policy):
         if obligation.rule == "escalation-decided":
             role = obligation.detail["to_role"]
-            awaiting.append({"kind": "escalation", "unit": None, "role": role, "holders": directory.described(directory.holders(None, at, [role]), at)})
+            awaiting.append(
+                {"kind": "escalation", "unit": None, "role": role, "holders": directory.described(directory.holders(None, at, [role]), at)}
+            )
         else:
             decider = next(e for e in events if e.originator_version == obligation.started_by).actor
             holders = directory.described(directory.holders(decider["unit"], at, [decider["role"]]), at)
@@ -260,7 +266,16 @@ def person_record(
         span = _clip(held.start, held.end, start, end)
         if span is not None:
             accountable = held.role in policy.directory.accountable_roles
-            roles.append({"role": held.role, "unit": held.unit, "start": iso(held.start), "end": _iso(held.end), "acting": held.acting, "accountable": accountable})
+            roles.append(
+                {
+                    "role": held.role,
+                    "unit": held.unit,
+                    "start": iso(held.start),
+                    "end": _iso(held.end),
+                    "acting": held.acting,
+                    "accountable": accountable,
+                }
+            )
     accountable_spans = [
         (h.unit, span)
         for h in holdings
@@ -280,13 +295,13 @@ def person_record(
         subject_events = {s: known(evs, as_known_at) for s, evs in ledger.subject_events(reference).items()}
         obligations = obligations_at(events, subject_events, judged_at, policy=policy, as_known_now=True)
         # owned by their unit, or held (custody) by it while nobody owned the referral
-        held = [
+        unowned_custody = [
             (custody.unit, piece)
             for custody in history.custody
             for gap in history.gaps
             if (piece := _overlap((custody.start, custody.end), (gap.start, gap.end))) is not None
         ]
-        pieces = [("owned", o.unit, (o.start, o.end)) for o in history.ownership] + [("held", u, p) for u, p in held]
+        pieces = [("owned", o.unit, (o.start, o.end)) for o in history.ownership] + [("held", u, p) for u, p in unowned_custody]
         for kind, holder, interval in pieces:
             for unit, span in accountable_spans:
                 if holder == unit and (piece := _overlap(interval, span)) is not None:
@@ -481,7 +496,9 @@ def accountable_spans(
 ) -> list[AccountableSpan]:
     """Per ownership interval and per gap (by custodian), the accountable people and the breaches under them."""
     history = ownership_history(events, as_known_at=directory.as_known_at, until=at)
-    pieces: list[tuple[str, str, tuple[datetime, datetime | None]]] = [("owner", o.unit, (o.start, o.end)) for o in history.ownership if o.unit]
+    pieces: list[tuple[str, str, tuple[datetime, datetime | None]]] = [
+        ("owner", o.unit, (o.start, o.end)) for o in history.ownership if o.unit
+    ]
     pieces += [
         ("gap", c.unit, piece)
         for c in history.custody

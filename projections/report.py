@@ -42,8 +42,8 @@ from ledger.integrity import StoredCheckpoint, Verification, event_hash
 from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
-from projections.late_entries import LateEntry, late_entries
 from projections.accountable import AccountableSpan, Directory, accountable_spans
+from projections.late_entries import LateEntry, late_entries
 from projections.obligations import BREACHED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
 from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history, visible
 from projections.subjects import SubjectPosition, subject_positions

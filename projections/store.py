@@ -89,8 +89,8 @@ from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
 from ledger.policy import DEFAULT_POLICY, SUPERVISORY_REVIEW, Policy
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
-from ledger.storage import read_streams
 from ledger.staff import STAFF_TOPIC_PREFIXES
+from ledger.storage import read_streams
 from ledger.subject import Subject, SubjectListed, SubjectState
 from ledger.values import FUTURE_SKEW, days, iso
 from projections.backlog import OpenReferral

@@ -61,7 +61,9 @@ def test_the_csv_load_and_directory_show(db: str) -> None:
         ("P-301", "analyst", False),
         ("P-300", "head-of-unit", True),
     ]
-    assert ok(db, "directory", "show", "--at", "2024-02-15", "--csv").splitlines()[0] == "person,role,unit,since,acting,employer,seconded_to"
+    assert (
+        ok(db, "directory", "show", "--at", "2024-02-15", "--csv").splitlines()[0] == "person,role,unit,since,acting,employer,seconded_to"
+    )
     before = json.loads(ok(db, "directory", "show", "--at", "2024-02-15", "--json"))
     assert [r["role"] for r in before["roles"] if r["person"] == "P-300"] == ["team-manager"]
 
@@ -69,7 +71,10 @@ def test_the_csv_load_and_directory_show(db: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("role", "end", "P-301", "--role", "analyst", "--unit", "U-OPS1", "--at", "2024-01-15", "--late-reason", "x"), "role-ends-after-start"),
+        (
+            ("role", "end", "P-301", "--role", "analyst", "--unit", "U-OPS1", "--at", "2024-01-15", "--late-reason", "x"),
+            "role-ends-after-start",
+        ),
         (("role", "assign", "P-301", "--role", "analyst", "--unit", "U-OPS1"), "no-overlapping-holdings"),
         (("role", "assign", "P-404", "--role", "analyst", "--unit", "U-OPS1"), "person P-404 is not in the ledger"),
         (("role", "assign", "P-301", "--role", "analyst", "--unit", "U-NOPE"), "unit U-NOPE is not in the ledger"),
@@ -108,6 +113,9 @@ def test_accountable_and_person(db: str) -> None:
     assert answer["owner"] is None
     assert [(p["person"], p["role"], p["employer"]) for p in answer["answering_while_unowned"]] == [("P-300", "head-of-unit", "F-NORTH")]
     record = json.loads(ok(db, "person", "P-300", "--json"))
-    assert [(r["role"], r["acting"], r["accountable"]) for r in record["roles"]] == [("team-manager", False, True), ("head-of-unit", True, True)]
+    assert [(r["role"], r["acting"], r["accountable"]) for r in record["roles"]] == [
+        ("team-manager", False, True),
+        ("head-of-unit", True, True),
+    ]
     assert [(s["referral"], s["kind"]) for s in record["stretches"]] == [("R-1", "held")]
-    assert "Error: person P-404 is not in the directory" == refused(db, "person", "P-404")
+    assert refused(db, "person", "P-404") == "Error: person P-404 is not in the directory"

@@ -46,7 +46,14 @@ def _people(directory: dict[str, Any], unit: str | None, at: str) -> list[dict[s
         return []
     held = [p for p in directory["accountable"].get(unit, []) if p["from"] <= at and (p["to"] is None or at < p["to"])]
     rows = [
-        {"person": p["person"], "role": p["role"], "unit": unit, "since": p["from"], "employer": p["employer"], "seconded_to": p["seconded_to"]}
+        {
+            "person": p["person"],
+            "role": p["role"],
+            "unit": unit,
+            "since": p["from"],
+            "employer": p["employer"],
+            "seconded_to": p["seconded_to"],
+        }
         for p in held
     ]
     return sorted(rows, key=lambda p: (p["unit"], p["role"], p["since"], p["person"]))
@@ -87,7 +94,9 @@ def test_accountable_at_every_instant_of_the_expected_file(ask: Ask, expected: d
     for reference, case in cases(expected):
         known = ["--as-known-at", case["as_known_at"]] if case["as_known_at"] else []
         answer = ask("accountable", reference, "--at", case["at"], *known)
-        assert answer == expected_answer(reference, case, expected["directory"]), f"{reference} at {case['at']} as known at {case['as_known_at']}"
+        assert answer == expected_answer(reference, case, expected["directory"]), (
+            f"{reference} at {case['at']} as known at {case['as_known_at']}"
+        )
         checked += 1
     assert checked >= 10
 
@@ -98,7 +107,9 @@ def test_with_the_whole_directory_audit_actors_is_empty(ask: Ask, expected: dict
 
 def test_without_the_directory_every_line_is_kept_and_audit_actors_lists_it(database_url: str) -> None:
     runner = CliRunner()
-    imported = runner.invoke(main, ["--db", database_url, "import", "--historical", str(EXAMPLES / "cybertip.jsonl")], catch_exceptions=False)
+    imported = runner.invoke(
+        main, ["--db", database_url, "import", "--historical", str(EXAMPLES / "cybertip.jsonl")], catch_exceptions=False
+    )
     assert imported.exit_code == 0, imported.output
     result = runner.invoke(main, ["--db", database_url, "audit", "actors", "--json"], catch_exceptions=False)
     answer = json.loads(result.stdout)
@@ -116,13 +127,17 @@ def test_the_case_file_names_the_accountable_people_of_each_interval_and_gap(dat
         assert runner.invoke(main, ["--db", database_url, "import", "--historical", str(EXAMPLES / name)]).exit_code == 0
     out = tmp_path / "case.md"
     result = runner.invoke(
-        main, ["--db", database_url, "report", "R-2024-0402", "--at", "2024-05-10T12:00:00Z", "--no-verify", "--out", str(out)], catch_exceptions=False
+        main,
+        ["--db", database_url, "report", "R-2024-0402", "--at", "2024-05-10T12:00:00Z", "--no-verify", "--out", str(out)],
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     section = out.read_text(encoding="utf-8").split("## Accountable people", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| what")]
     # the long gap while U-INTAKE held it, then U-OPS1's ownership
-    assert rows[0].startswith("| **NO OWNER** (custodian) | U-INTAKE | 2024-04-02T09:30:00Z | 2024-04-19T09:00:00Z | P-122 head-of-unit (NCA)")
+    assert rows[0].startswith(
+        "| **NO OWNER** (custodian) | U-INTAKE | 2024-04-02T09:30:00Z | 2024-04-19T09:00:00Z | P-122 head-of-unit (NCA)"
+    )
     assert "owner-accepted due 2024-04-04T09:30:00Z" in rows[0] and "escalation-decided due" in rows[0]
     assert rows[1].startswith("| owner | U-OPS1 | 2024-04-19T09:00:00Z | running | P-104 team-manager (F-NORTH, seconded to NCA)")
     assert "P-121 head-of-unit (acting) (NCA)" in rows[1]

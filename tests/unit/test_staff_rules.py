@@ -36,7 +36,10 @@ MANAGER = d("role_assigned", at(2), person="P-042", role="team-manager", unit="U
 def test_a_role_is_held_from_its_assignment() -> None:
     ledger = given(*BASE).when(MANAGER).then("RoleAssigned")
     shown = directory_at(ledger, datetime.fromisoformat(at(3)))
-    assert [(r["person"], r["role"], r["unit"]) for r in shown["roles"]] == [("P-900", "hr-officer", "U-HR"), ("P-042", "team-manager", "U-OPS1")]
+    assert [(r["person"], r["role"], r["unit"]) for r in shown["roles"]] == [
+        ("P-900", "hr-officer", "U-HR"),
+        ("P-042", "team-manager", "U-OPS1"),
+    ]
 
 
 def test_a_role_in_an_unknown_unit_is_refused() -> None:
@@ -59,7 +62,9 @@ def test_a_role_before_the_person_is_registered_is_refused() -> None:
 
 
 def test_overlapping_identical_holdings_are_refused() -> None:
-    given(*BASE, MANAGER).when(d("role_assigned", at(3), person="P-042", role="team-manager", unit="U-OPS1")).raises("no-overlapping-holdings")
+    given(*BASE, MANAGER).when(d("role_assigned", at(3), person="P-042", role="team-manager", unit="U-OPS1")).raises(
+        "no-overlapping-holdings"
+    )
 
 
 def test_an_earlier_open_ended_holding_overlapping_a_later_one_is_refused() -> None:
