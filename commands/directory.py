@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from commands.output import emit, output_options
-from commands.record import _option, _record_value
+from commands.record import field_option, record_value, recording_command
 from commands.session import instant_option, session
 from ledger.importing import DIRECTORY_RECORD_TYPES, RecordType
 
@@ -36,26 +36,13 @@ def _make_command(record_type: RecordType) -> click.Command:
         for field in record_type.fields:
             value = values.get(field.name)
             if value is not None and value != () and not (field.kind == "bool" and value is False):
-                record[field.name] = _record_value(field, value)
+                record[field.name] = record_value(field, value)
         parse_record(record, occurred_now_if_missing=True).run(current.ledger)
         emit(None, {"recorded": record_type.type, key.name: values[key.name]}, text=f"Recorded {record_type.type} for {values[key.name]}.")
 
     params: list[click.Parameter] = [click.Argument([key.name], metavar=key.name.upper())]
-    params += [_option(f) for f in record_type.fields[1:]]
-    params += [
-        click.Option(["--at", "at"], metavar="TIME", help="When it took effect (ISO 8601 with zone; default now)."),
-        click.Option(["--late-reason"], help="Why it is recorded more than 24 h after it took effect."),
-        click.Option(
-            ["--as", "actor"], metavar="PERSON:ROLE@UNIT", help="Who records it (or --as before the command, or REFLEDGER_ACTOR)."
-        ),
-    ]
-    return click.Command(
-        record_type.command,
-        callback=callback,
-        params=params,
-        help=f"{record_type.summary}\n\nEvent type: {record_type.type}.\n\n\b\nExample:\n  {record_type.example}",
-        short_help=record_type.summary,
-    )
+    params += [field_option(f) for f in record_type.fields[1:]]
+    return recording_command(record_type, params, callback, happened="took effect")
 
 
 class PersonGroup(click.Group):

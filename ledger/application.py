@@ -39,6 +39,7 @@ from ledger.transcoder import LedgerMapper, OrjsonTranscoder
 from ledger.values import Entry, Stamp, iso, referral_id, subject_id, utcnow
 
 A = TypeVar("A", bound=Aggregate)
+L = TypeVar("L", bound=DomainEvent)
 C = TypeVar("C", bound=Callable[..., Any])
 
 #: how often a command is re-run when another recording got to the same stream first
@@ -318,15 +319,18 @@ class Ledger(Application[UUID]):
         return EventSourcedLog(self.events, directory_id(reference), SubjectListed)
 
     def _list_subject(self, reference: str, subject: str) -> SubjectListed:
-        directory = self._directory(reference)
-        if self._batch is None or reference not in self._directory_next:
-            last = directory.get_last()
+        return self._log_entry(self._directory(reference), reference, subject=subject)
+
+    def _log_entry(self, log: EventSourcedLog[L], key: str, **fields: Any) -> L:
+        """The next entry of an index log (inside a batch, counted on from the batch's entries)."""
+        if self._batch is None or key not in self._directory_next:
+            last = log.get_last()
             next_version = 1 if last is None else last.originator_version + 1
         else:
-            next_version = self._directory_next[reference]
+            next_version = self._directory_next[key]
         if self._batch is not None:
-            self._directory_next[reference] = next_version + 1
-        return directory.trigger_event(next_originator_version=next_version, subject=subject)
+            self._directory_next[key] = next_version + 1
+        return log.trigger_event(next_originator_version=next_version, **fields)
 
     def subject_refs(self, reference: str) -> list[str]:
         """The subjects of a referral, in the order they were added."""
@@ -402,16 +406,8 @@ class Ledger(Application[UUID]):
         return found
 
     def _list_staff(self, kind: str, name: str) -> StaffListed:
-        index = EventSourcedLog(self.events, INDEX_STREAM, StaffListed)
-        key = "\0staff"  # beside the subject directories' counters, never a referral reference
-        if self._batch is None or key not in self._directory_next:
-            last = index.get_last()
-            next_version = 1 if last is None else last.originator_version + 1
-        else:
-            next_version = self._directory_next[key]
-        if self._batch is not None:
-            self._directory_next[key] = next_version + 1
-        return index.trigger_event(next_originator_version=next_version, kind=kind, name=name)
+        # counted beside the subject directories, under a key no referral reference can be
+        return self._log_entry(EventSourcedLog(self.events, INDEX_STREAM, StaffListed), "\0staff", kind=kind, name=name)
 
     def staff_index(self) -> list[StaffListed]:
         """Every unit and person of the directory, in the order they were registered."""
