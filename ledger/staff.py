@@ -66,10 +66,12 @@ class _Chained(Aggregate):
             self._head_hash = (self.version, event_hash(self.history[-1]))
         return self._head_hash[1]
 
-    def _trigger(self, name: str, event_class: type[LedgerEvent], entry: Entry, refusal: tuple[str, str] | None, **fields: Any) -> None:
-        check_clocks(name, entry, earliest=None, last_recorded=self.history[-1].recorded_at)
+    def _trigger(
+        self, stream_name: str, event_class: type[LedgerEvent], entry: Entry, refusal: tuple[str, str] | None, /, **fields: Any
+    ) -> None:
+        check_clocks(stream_name, entry, earliest=None, last_recorded=self.history[-1].recorded_at)
         if refusal is not None:
-            raise RuleViolation(refusal[0], f"{name} at {iso(entry.occurred_at)}: {refusal[1]}")
+            raise RuleViolation(refusal[0], f"{stream_name} at {iso(entry.occurred_at)}: {refusal[1]}")
         self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **fields)
 
 

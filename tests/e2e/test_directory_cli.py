@@ -105,6 +105,9 @@ def test_once_in_force_actors_are_checked_and_a_refusal_names_the_rule(db: str) 
     ok(db, *receive, "--as", "P-301:analyst@U-OPS1")
     assert "(rule: enforced-once)" in refused(db, "directory", "enforce", "--from", "2024-07-01")
     assert json.loads(ok(db, "audit", "actors", "--json"))["rows"] == []
+    # the directory's streams are hash-chained and in the Merkle tree like every other
+    verified = json.loads(ok(db, "verify", "--json"))
+    assert verified["ok"] is True, verified
 
 
 def test_accountable_and_person(db: str) -> None:

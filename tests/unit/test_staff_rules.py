@@ -295,3 +295,12 @@ def test_accountable_at_t_as_known_at_k_equals_a_naive_recomputation(records: li
     got = {(p["person"], p["role"]) for p in answer["custodian"]["accountable"]}
     assert got == naive_accountable(records, at_, known_at)
     assert received() is not None
+
+
+def test_a_renamed_unit_keeps_its_id_and_shows_its_name_then() -> None:
+    ledger = given(*BASE).when(d("unit_renamed", at(3), unit="U-OPS1", name="Operations North")).then("Renamed")
+    names = {
+        when: [u["name"] for u in directory_at(ledger, datetime.fromisoformat(when))["units"] if u["unit"] == "U-OPS1"]
+        for when in (at(2), at(4))
+    }
+    assert names == {at(2): ["Operations 1"], at(4): ["Operations North"]}
