@@ -344,6 +344,19 @@ class Ledger(Application[UUID]):
         streams = read_streams(self, list(subjects))
         return {subject: [e for e in streams[sid] if isinstance(e, LedgerEvent)] for sid, subject in subjects.items()}
 
+    def subject_events_of(self, references: Sequence[str]) -> dict[str, dict[str, list[LedgerEvent]]]:
+        """``subject_events`` for many referrals in two queries (their directories, then every subject)."""
+        from ledger.storage import read_streams  # storage builds Ledgers, so it imports this module
+
+        directories = read_streams(self, [directory_id(reference) for reference in references])
+        listed = {
+            reference: [e.subject for e in directories[directory_id(reference)] if isinstance(e, SubjectListed)] for reference in references
+        }
+        streams = read_streams(self, [subject_id(r, s) for r, subjects in listed.items() for s in subjects])
+        return {
+            r: {s: [e for e in streams[subject_id(r, s)] if isinstance(e, LedgerEvent)] for s in subjects} for r, subjects in listed.items()
+        }
+
     def _subject_command(self, reference: str, stamp: Stamp, subject: str, command: Callable[..., None], **fields: Any) -> None:
         entry = self._entry(stamp)
         self.referral(reference).check_open_at(entry)

@@ -285,6 +285,7 @@ def person_record(
     models = ReadModels(ledger, policy)
     referrals = sorted({r for unit, (lower, upper) in accountable_spans for r in models.referrals_of_units({unit}, lower, upper)})
     streams = read_streams(ledger, [_referral_stream(r) for r in referrals])
+    subjects_of = ledger.subject_events_of(referrals)
     stretches: list[dict[str, Any]] = []
     recorded: list[dict[str, Any]] = []
     for reference in referrals:
@@ -292,7 +293,7 @@ def person_record(
         if not events:
             continue
         history = ownership_history(events, until=judged_at)
-        subject_events = {s: known(evs, as_known_at) for s, evs in ledger.subject_events(reference).items()}
+        subject_events = {s: known(evs, as_known_at) for s, evs in subjects_of[reference].items()}
         obligations = obligations_at(events, subject_events, judged_at, policy=policy, as_known_now=True)
         # owned by their unit, or held (custody) by it while nobody owned the referral
         unowned_custody = [
