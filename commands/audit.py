@@ -350,3 +350,19 @@ def actors_command(counts: bool, fail_on_findings: bool, fmt: str | None) -> Non
     from commands.directory import actors_command_body
 
     actors_command_body(counts, fail_on_findings, fmt)
+
+
+@audit_group.command("migrations")
+@output_options()
+def migrations_command(fmt: str | None) -> None:
+    """List the ledger's migration: each historical import (file hash, lines, referrals, who,
+    when, the span of the source system's clocks) and when and how the migration closed.
+    Until it closes, ``import --historical`` is allowed for referrals new to the ledger.
+
+    \b
+    Example:
+      refledger audit migrations
+    """
+    from commands.migration import migrations_body
+
+    migrations_body(fmt)

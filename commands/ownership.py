@@ -47,8 +47,18 @@ def owner_command(reference: str, at_text: str | None, known_text: str | None, f
     ledger = session().ledger
     at = instant_option(at_text, "--at") or ledger.clock()
     as_known_at = instant_option(known_text, "--as-known-at")
-    answer = owner_at(ledger.referral_events(reference), at, as_known_at)
-    emit(fmt, answer_document(answer), text=owner_sentence(answer))
+    events = ledger.referral_events(reference)
+    answer = owner_at(events, at, as_known_at)
+    document, caveat = with_source_clocks(answer_document(answer), events, as_known_at)
+    emit(fmt, document, text=owner_sentence(answer) + (f"\nNote: {caveat}." if caveat else ""))
+
+
+def with_source_clocks(document: dict[str, Any], events: Any, as_known_at: Any) -> tuple[dict[str, Any], str | None]:
+    """The answer, saying whether "as known at" rests on a source system's clocks (a migration)."""
+    from ledger.migration import source_clock_caveat
+
+    caveat = source_clock_caveat(events, as_known_at)
+    return {**document, "source_clocks": caveat}, caveat
 
 
 def owner_sentence(answer: OwnerAnswer) -> str:
@@ -109,8 +119,9 @@ def history_command(reference: str, at_text: str | None, known_text: str | None,
     as_known_at = instant_option(known_text, "--as-known-at")
     events = ledger.referral_events(reference)
     history = ownership_history(events, as_known_at=as_known_at, until=at)
-    document = history_document(history, events, at or ledger.clock())
-    emit(fmt, document, rows=history_rows(document), columns=HISTORY_COLUMNS, text=history_sentence(document))
+    document, caveat = with_source_clocks(history_document(history, events, at or ledger.clock()), events, as_known_at)
+    text = history_sentence(document) + (f"\nNote: {caveat}." if caveat else "")
+    emit(fmt, document, rows=history_rows(document), columns=HISTORY_COLUMNS, text=text)
 
 
 HISTORY_COLUMNS = ("kind", "unit", "person", "start", "end", "days", "began_with", "ended_by")

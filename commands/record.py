@@ -119,6 +119,16 @@ for _subject_type in RECORD_TYPES:
         subject_group.add_command(_make_command(_subject_type))
 
 
+def _importer() -> Any:
+    """Who runs an import (recorded with a historical one): --as if given, else the OS account."""
+    import os
+
+    from commands.session import ACTOR_ENV
+
+    current = session()
+    return current.actor() if current.actor_text or os.environ.get(ACTOR_ENV) else None
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path, allow_dash=False))
 @click.option("--historical", is_flag=True, help="Each line carries the source system's recorded_at (migration).")
@@ -147,9 +157,9 @@ def import_command(file: Path, historical: bool, fmt: str | None) -> None:
                 bar.update(line - done[0])
                 done[0] = line
 
-            result = import_file(ledger, file, historical=historical, progress=advance)
+            result = import_file(ledger, file, historical=historical, progress=advance, importer=_importer())
     else:
-        result = import_file(ledger, file, historical=historical)
+        result = import_file(ledger, file, historical=historical, importer=_importer())
     emit(
         fmt,
         {"file": str(file), "sha256": result.file_sha256, "events": result.events, "referrals": result.referrals},

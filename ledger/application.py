@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
 
 from ledger.errors import LedgerError, NotFound, RuleViolation
+from ledger.migration import CLOSED_BY_COMMAND, CLOSED_BY_LIVE_EVENT, MIGRATION_STREAM, HistoryImported, MigrationClosed, MigrationState
 from ledger.referral import LedgerEvent, Referral
 from ledger.staff import (
     DIRECTORY_STREAM,
@@ -63,6 +64,8 @@ def retried(command: C) -> C:
     @wraps(command)
     def run(self: Ledger, *args: Any, **kwargs: Any) -> Any:
         for attempt in range(1, ATTEMPTS + 1):
+            if self._batch is None:
+                self._live_entry = None
             try:
                 return command(self, *args, **kwargs)
             except ConcurrentUpdate:
@@ -94,6 +97,10 @@ class Ledger(Application[UUID]):
         self._directory_next: dict[str, int] = {}
         #: streams looked up and found empty during the open batch (saves a query per new stream)
         self._batch_absent: set[UUID] = set()
+        #: the entry of the live event being recorded (it closes an open migration)
+        self._live_entry: Entry | None = None
+        #: the migration as last read (kept once closed: it never reopens; per batch otherwise)
+        self._migration: MigrationState | None = None
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
@@ -108,6 +115,9 @@ class Ledger(Application[UUID]):
         entry = Entry.resolve(stamp, self.clock())
         if stamp.source_recorded_at is None:  # a historical line is kept, and judged by `audit actors`
             self._check_actor(entry)
+            self._live_entry = entry
+        else:
+            self._check_migration_open()
         return entry
 
     def _check_actor(self, entry: Entry) -> None:
@@ -183,8 +193,9 @@ class Ledger(Application[UUID]):
 
     def _keep(self, *aggregates: Aggregate, logged: Sequence[DomainEvent] = ()) -> None:
         if self._batch is None:
+            closing = self._migration_closing()
             try:
-                self.save(*aggregates, *logged)
+                self.save(*aggregates, *logged, *closing)
             except IntegrityError:
                 raise ConcurrentUpdate("another recording on the same referral got there first; run the command again") from None
         else:
@@ -198,17 +209,78 @@ class Ledger(Application[UUID]):
         if self._batch is not None:
             raise RuntimeError("batches do not nest")
         self._batch, self._batch_logged, self._directory_next, self._batch_absent = {}, [], {}, set()
+        self._live_entry, self._migration = None, None if self._migration is None or self._migration.closed is None else self._migration
         try:
             yield
-            pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged]
+            pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged, *self._migration_closing()]
         finally:
             self._batch, self._batch_logged, self._directory_next, self._batch_absent = None, [], {}, set()
+            self._live_entry = None
+            if self._migration is not None and self._migration.closed is None:
+                self._migration = None
         try:
             self.save(*pending)
         except IntegrityError:
             raise ConcurrentUpdate(
                 "another recording touched the same referrals during this batch; nothing was saved, run it again"
             ) from None
+
+    # --- the migration (ledger.migration holds the rule) ---------------------------
+
+    def migration(self) -> MigrationState:
+        """The migration stream as stored (read once per batch; kept for good once closed)."""
+        if self._migration is None or (self._batch is None and self._migration.closed is None):
+            self._migration = MigrationState.of(self.events.get(MIGRATION_STREAM))
+        return self._migration
+
+    def _check_migration_open(self) -> None:
+        closed = self.migration().closed
+        if closed is not None:
+            raise RuleViolation("migration-closed", f"history can no longer be imported: the migration closed at {iso(closed.timestamp)}")
+
+    def _migration_closing(self) -> list[DomainEvent]:
+        """The closing event an open migration needs when a live event is saved ([] if none)."""
+        entry, self._live_entry = self._live_entry, None
+        if entry is None:
+            return []
+        state = self.migration()
+        if state.closed is not None or state.last is None or any(isinstance(e, HistoryImported) for e in self._batch_logged):
+            return []
+        return [state.new_event(MigrationClosed, entry, reason=CLOSED_BY_LIVE_EVENT)]
+
+    def record_history_import(
+        self, stamp: Stamp, file_sha256: str, lines: int, referrals: int, source_range: tuple[datetime, datetime] | None
+    ) -> None:
+        """Inside the import's batch: the import itself, as an event of the migration stream."""
+        if self._batch is None:
+            raise RuntimeError("a history import is recorded inside its batch")
+        self._check_migration_open()
+        first, last = source_range or (None, None)
+        event = self.migration().new_event(
+            HistoryImported,
+            Entry.resolve(stamp, self.clock()),
+            file_sha256=file_sha256,
+            lines=lines,
+            referrals=referrals,
+            source_from=first,
+            source_to=last,
+        )
+        self._batch_logged.append(event)
+
+    @retried
+    def close_migration(self, stamp: Stamp) -> MigrationClosed:
+        """Close the migration explicitly: from now on ``import --historical`` is refused."""
+        state = self.migration()
+        if state.closed is not None:
+            raise RuleViolation("migration-closed", f"the migration already closed at {iso(state.closed.timestamp)}")
+        event = state.new_event(MigrationClosed, Entry.resolve(stamp, self.clock()), reason=CLOSED_BY_COMMAND)
+        try:
+            self.save(event)
+        except IntegrityError:
+            raise ConcurrentUpdate("another recording on the migration got there first; run the command again") from None
+        self._migration = None
+        assert isinstance(event, MigrationClosed)
+        return event
 
     # --- referral commands ------------------------------------------------------
 

@@ -66,4 +66,11 @@ def event_hash(event: Any) -> str:
 
 #: topics of the streams whose events carry ``prev_hash``; other streams (the subject
 #: directory logs) are covered by the Merkle tree only.
-CHAINED_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.", "refledger:Unit.", "refledger:Person.", "refledger:StaffDirectory.")
+CHAINED_TOPIC_PREFIXES = (
+    "refledger:Referral.",
+    "refledger:Subject.",
+    "refledger:Unit.",
+    "refledger:Person.",
+    "refledger:StaffDirectory.",
+    "refledger:Migration.",
+)

@@ -19,6 +19,7 @@ import orjson
 
 from ledger.application import Ledger
 from ledger.errors import InvalidInput, LedgerError
+from ledger.migration import backfill_refusal, migration_refusal
 from ledger.staff import UNIT_KINDS, person_stream, unit_stream
 from ledger.values import DECISION_OUTCOMES, RISK_BANDS, Actor, Stamp, parse_instant, referral_id, subject_id
 
@@ -525,7 +526,7 @@ def parse_record(
     if not isinstance(record, dict):
         raise InvalidInput("a record must be a JSON object")
     type_name = record.get("type")
-    if type_name not in RECORD_TYPE:
+    if not isinstance(type_name, str) or type_name not in RECORD_TYPE:
         raise InvalidInput(f"unknown type {type_name!r}")
     record_type = RECORD_TYPE[type_name]
     unknown = sorted(record.keys() - _ALLOWED[type_name, historical])
@@ -575,12 +576,15 @@ def import_lines(
     historical: bool = False,
     file_sha256: str,
     progress: Callable[[int], None] | None = None,
+    importer: Actor | None = None,
 ) -> ImportResult:
     """Record every line, atomically: all lines are saved together, or none is.
 
     Each event keeps its provenance ({file, line}). A file whose lines are already in a
     stream it touches is refused, so importing the same file twice cannot duplicate history.
     """
+    if historical:
+        refuse_closed_migration(ledger)
     commands: list[tuple[int, Command]] = []
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -593,7 +597,7 @@ def import_lines(
             commands.append((number, parse_record(record, historical, {"file": file_sha256, "line": number})))
         except LedgerError as error:
             raise InvalidInput(f"line {number}: {error}") from None
-    record_commands(ledger, commands, file_sha256, progress)
+    record_commands(ledger, commands, file_sha256, progress, importer)
     referrals = {command.referral for _, command in commands if command.referral is not None}
     return ImportResult(lines=len(commands), events=len(commands), referrals=len(referrals), file_sha256=file_sha256)
 
@@ -603,6 +607,7 @@ def record_commands(
     commands: Sequence[tuple[int, Command]],
     file_sha256: str,
     progress: Callable[[int], None] | None = None,
+    importer: Actor | None = None,
 ) -> None:
     """Run checked commands (each with its line number) in one transaction, or none of them.
 
@@ -619,9 +624,11 @@ def record_commands(
                 if command.stream_id not in touched:
                     touched.add(command.stream_id)
                     refuse_reimport(ledger, command.stream_id, file_sha256)
+                refuse_backfill(ledger, command, file_sha256)
                 command.run(ledger)
             except LedgerError as error:
                 raise InvalidInput(f"line {number}: {error}") from None
+        record_migration(ledger, [command for _, command in commands], file_sha256, importer)
 
 
 def refuse_reimport(ledger: Ledger, stream_id: UUID, file_sha256: str) -> None:
@@ -631,13 +638,56 @@ def refuse_reimport(ledger: Ledger, stream_id: UUID, file_sha256: str) -> None:
             raise InvalidInput(f"this file (sha256 {file_sha256[:12]}…) was already imported; nothing was recorded")
 
 
-def import_file(ledger: Ledger, path: Path, *, historical: bool = False, progress: Callable[[int], None] | None = None) -> ImportResult:
+def refuse_closed_migration(ledger: Ledger) -> None:
+    """Before a historical import: refused once the ledger's migration is over (one line)."""
+    refusal = migration_refusal(ledger.migration(), ledger.head() > 0)
+    if refusal is not None:
+        raise InvalidInput(refusal)
+
+
+def refuse_backfill(ledger: Ledger, command: Command, file_sha256: str) -> None:
+    """A historical line may only build a referral (or directory stream) new to the ledger."""
+    if command.stamp.source_recorded_at is None:
+        return
+    streams = [command.stream_id] if command.referral is None else list(dict.fromkeys([referral_id(command.referral), command.stream_id]))
+    for stream in streams:
+        earlier = [e for e in ledger.loaded_history(stream) if not (isinstance(e.source, Mapping) and e.source.get("file") == file_sha256)]
+        refusal = backfill_refusal(command.referral or "this directory entry's unit or person", earlier)
+        if refusal is not None:
+            raise InvalidInput(refusal)
+
+
+def record_migration(ledger: Ledger, commands: Sequence[Command], file_sha256: str, importer: Actor | None) -> None:
+    """Inside the import's batch: a historical import records itself in the migration stream."""
+    recorded = [c.stamp.source_recorded_at for c in commands if c.stamp.source_recorded_at is not None]
+    if not recorded:
+        return
+    referrals = len({c.referral for c in commands if c.referral is not None})
+    ledger.record_history_import(
+        Stamp(actor=importer or local_importer()), file_sha256, len(commands), referrals, (min(recorded), max(recorded))
+    )
+
+
+def local_importer() -> Actor:
+    """Who imports when no ``--as`` is given: the operating-system account."""
+    import getpass
+
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "unknown"
+    return Actor(login.replace(":", "_").replace("@", "_") or "unknown", "importer", "local")
+
+
+def import_file(
+    ledger: Ledger, path: Path, *, historical: bool = False, progress: Callable[[int], None] | None = None, importer: Actor | None = None
+) -> ImportResult:
     try:
         data = path.read_bytes()
     except OSError as error:
         raise InvalidInput(f"cannot read {path}: {error.strerror}") from None
     sha = hashlib.sha256(data).hexdigest()
-    return import_lines(ledger, data.splitlines(), historical=historical, file_sha256=sha, progress=progress)
+    return import_lines(ledger, data.splitlines(), historical=historical, file_sha256=sha, progress=progress, importer=importer)
 
 
 def count_lines(path: Path) -> int:

@@ -100,8 +100,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: every instant the ledger takes in lies in [EARLIEST, LATEST): far-off years are typing
+#: mistakes, and arithmetic on them (a gap to year 1, a due time past 9999) overflows
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def parse_instant(text: str, what: str = "time") -> datetime:
-    """An ISO 8601 instant with a zone (``2024-03-11T08:40:00Z``), as UTC.
+    """An ISO 8601 instant with a zone (``2024-03-11T08:40:00Z``), as UTC, in 1900–2199.
 
     A bare date (``2024-03-11``) means its start, UTC, for convenience on the command line.
     """
@@ -111,10 +117,16 @@ def parse_instant(text: str, what: str = "time") -> datetime:
     except ValueError:
         raise InvalidInput(f"{what} {text!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
-        if len(value) == 10:
-            return parsed.replace(tzinfo=UTC)
-        raise InvalidInput(f"{what} {text!r} has no time zone (add Z for UTC)")
-    return parsed.astimezone(UTC)
+        if len(value) != 10:
+            raise InvalidInput(f"{what} {text!r} has no time zone (add Z for UTC)")
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        instant = parsed.astimezone(UTC)
+    except OverflowError:
+        instant = EARLIEST - timedelta(days=1)  # beyond datetime's own range: out of ours too
+    if not EARLIEST <= instant < LATEST:
+        raise InvalidInput(f"{what} {text!r} is outside the years {EARLIEST.year}–{LATEST.year - 1}")
+    return instant
 
 
 def iso(instant: datetime) -> str:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.application import Ledger
+from ledger.migration import MIGRATION_TOPIC_PREFIX
 from ledger.policy import DEFAULT_POLICY, Policy
 from ledger.referral import LedgerEvent
 from ledger.staff import (
@@ -436,6 +437,8 @@ def actor_findings(ledger: Ledger, page: int = 5000) -> list[ActorFinding]:
         for notification in notifications:
             if not notification.topic.startswith("refledger:") or ".Listed" in notification.topic:
                 continue
+            if notification.topic.startswith(MIGRATION_TOPIC_PREFIX):
+                continue  # who ran an import is listed by `audit migrations`, not judged as a referral's actor
             event = mapper.to_domain_event(notification)
             if not isinstance(event, LedgerEvent):
                 continue

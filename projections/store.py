@@ -87,6 +87,7 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
+from ledger.migration import MIGRATION_TOPIC_PREFIX
 from ledger.policy import DEFAULT_POLICY, SUPERVISORY_REVIEW, Policy
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
 from ledger.staff import STAFF_TOPIC_PREFIXES
@@ -899,6 +900,8 @@ class ReadModels:
                 continue  # the directory repeats what Subject.Extracted says
             if notification.topic.startswith(STAFF_TOPIC_PREFIXES):
                 continue  # the staff directory is read from its own streams, not these tables
+            if notification.topic.startswith(MIGRATION_TOPIC_PREFIX):
+                continue  # the migration's own record (`audit migrations` reads its stream)
             event = mapper.to_domain_event(notification)
             if not isinstance(event, LedgerEvent):
                 raise ProjectionStopped(

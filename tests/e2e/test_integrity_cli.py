@@ -74,14 +74,14 @@ def test_a_signed_checkpoint_kept_outside_verifies(run: Run, key: Path, tmp_path
     made = as_json(run("checkpoint", "--key", str(key), "--out", str(out), "--leaves", str(leaves), "--json"))
     checkpoint = made["checkpoint"]
     assert set(checkpoint) == {"size", "root", "time", "ledger", "signature", "public_key"}
-    assert (made["new_events"], checkpoint["size"], made["out"], made["leaves"]) == (49, 49, str(out), str(leaves))
+    assert (made["new_events"], checkpoint["size"], made["out"], made["leaves"]) == (50, 50, str(out), str(leaves))
     assert ISO.match(checkpoint["time"]) and checkpoint["signature"]
     assert json.loads(out.read_text()) == checkpoint
-    assert leaves.stat().st_size == 49 * 32
+    assert leaves.stat().st_size == 50 * 32
     answer = as_json(run("verify", "--checkpoint", str(out), "--public-key", f"{key}.pub", "--leaves", str(leaves), "--json"))
     assert (answer["ok"], answer["events"], answer["root"], answer["first_bad"], answer["findings"]) == (
         True,
-        49,
+        50,
         checkpoint["root"],
         None,
         [],
@@ -126,7 +126,7 @@ def test_verify_names_the_first_bad_event_and_exits_3(run: Run, key: Path, tmp_p
 
 def test_verify_without_a_checkpoint_says_what_it_cannot_see(run: Run) -> None:
     result = run("verify")
-    assert result.stdout.startswith("Sound: 49 events in 7 streams; every hash chain holds.")
+    assert result.stdout.startswith("Sound: 50 events in 8 streams; every hash chain holds.")
     assert "Note: No checkpoint file given" in result.stdout
 
 
@@ -157,7 +157,7 @@ def test_a_referral_proof_round_trip(run: Run, key: Path, tmp_path: Path) -> Non
     run("checkpoint", "--key", str(key))
     out = tmp_path / "R-2024-0402.proof.json"
     written = as_json(run("proof", "R-2024-0402", "--out", str(out), "--json"))
-    assert written == {"referral": "R-2024-0402", "events": 32, "events_after_checkpoint": 0, "checkpoint_size": 49, "out": str(out)}
+    assert written == {"referral": "R-2024-0402", "events": 32, "events_after_checkpoint": 0, "checkpoint_size": 50, "out": str(out)}
     assert as_json(run("proof", "R-2024-0402")) == json.loads(out.read_text())
     checked = as_json(run("verify-proof", str(out), "--public-key", f"{key}.pub", "--json"))
     assert (checked["ok"], checked["events"], checked["signature_status"], checked["findings"]) == (True, 32, "valid", [])

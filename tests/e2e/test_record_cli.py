@@ -142,7 +142,7 @@ def test_the_worked_example_imports_once(database_url: str) -> None:
     result = ok(run(database_url, "--json", "import", "--historical", str(EXAMPLES / "cybertip.jsonl")))
     assert json.loads(result.output)["events"] == 45
     refused(run(database_url, "import", "--historical", str(EXAMPLES / "cybertip.jsonl")), "was already imported")
-    assert count_events(database_url) == 49
+    assert count_events(database_url) == 50
 
 
 def test_recorded_at_needs_historical(database_url: str) -> None:

@@ -24,7 +24,7 @@ def test_the_worked_example_imports_and_a_second_import_is_refused(open_at: Call
     result = import_file(ledger, EXAMPLES / "cybertip.jsonl", historical=True)
     assert (result.events, result.referrals) == (45, 2)
     stored = count_events(database_url)
-    assert stored == 45 + 4  # and one subject-directory entry per subject
+    assert stored == 45 + 4 + 1  # one subject-directory entry per subject, and the import's own record
     with pytest.raises(InvalidInput, match="already imported"):
         import_file(ledger, EXAMPLES / "cybertip.jsonl", historical=True)
     assert count_events(database_url) == stored
@@ -55,7 +55,7 @@ def test_the_database_refuses_to_change_stored_events(open_at: Callable[..., Led
     table = resolve_database(database_url).events_table
     with pytest.raises(Exception, match="append-only"):
         raw_execute(database_url, statement.format(table=table))
-    assert count_events(database_url) == 49
+    assert count_events(database_url) == 50
 
 
 def test_a_bad_line_keeps_nothing_of_the_file(open_at: Callable[..., Ledger], database_url: str, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 (after dropping or disabling the append-only triggers) and ``verify`` names the first bad
 event exactly: referral/subject, version and log position.
 
-Each case starts from the worked example (49 stored events) and a checkpoint with its leaf
+Each case starts from the worked example (50 stored events: 45 imported, 4 subject-directory entries, the import's own record) and a checkpoint with its leaf
 file, as an auditor would have kept them outside the organisation.
 """
 
@@ -132,7 +132,7 @@ def test_the_untampered_ledger_verifies(world: World) -> None:
     result = world.verify()
     assert result.sound, [f.describe() for f in result.findings]
     assert result.checkpoint is not None and result.checkpoint.extends
-    assert (result.events, result.stored_checked, result.stored_matching) == (49, 1, 1)
+    assert (result.events, result.stored_checked, result.stored_matching) == (50, 1, 1)
 
 
 def test_edited_bytes_of_one_payload(world: World) -> None:
@@ -166,11 +166,11 @@ def test_a_truncated_tail_is_caught_against_an_earlier_checkpoint(world: World) 
     world.attacker.run("DELETE FROM {table} WHERE {position} > ?", last_kept)
     result = world.verify()
     assert result.first_bad is not None
-    assert (result.first_bad.kind, result.first_bad.leaf) == ("checkpoint-truncated", 46)
+    assert (result.first_bad.kind, result.first_bad.leaf) == ("checkpoint-truncated", 47)
     assert f"the last 3 were removed after log position {last_kept}" in result.first_bad.problem
     # the checkpoint stored in the database says the same, unless the attacker removes it too
     stored = world.verify(with_checkpoint=False)
-    assert stored.first_bad is not None and (stored.first_bad.kind, stored.first_bad.leaf) == ("stored-checkpoint-truncated", 46)
+    assert stored.first_bad is not None and (stored.first_bad.kind, stored.first_bad.leaf) == ("stored-checkpoint-truncated", 47)
     world.attacker.remove_stored_checkpoints()
     assert world.verify(with_checkpoint=False).sound
 
@@ -221,7 +221,7 @@ def test_a_consistent_rewrite_is_caught_only_against_an_earlier_checkpoint(world
     attacker.remove_stored_checkpoints()
     assert world.verify(with_checkpoint=False).sound
     bounded = world.verify(with_leaves=False)
-    assert bounded.first_bad is not None and (bounded.first_bad.kind, bounded.first_bad.leaf_range) == ("checkpoint-root-mismatch", (0, 49))
+    assert bounded.first_bad is not None and (bounded.first_bad.kind, bounded.first_bad.leaf_range) == ("checkpoint-root-mismatch", (0, 50))
     assert where(world.verify().first_bad) == ("checkpoint-leaf-differs", "R-2024-0311", None, 4, edited)
 
 

@@ -173,9 +173,21 @@ def _staff_ledger() -> Ledger:
     return staff
 
 
+def _migration_ledger() -> Ledger:
+    """A migration: one historical import, then closed."""
+    from ledger.importing import import_lines
+    from ledger.values import Actor, Stamp
+
+    migrated = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: datetime(2024, 7, 1, tzinfo=UTC))
+    data = (EXAMPLES / "staff.jsonl").read_bytes()
+    import_lines(migrated, data.splitlines(), historical=True, file_sha256="ab" * 32)
+    migrated.close_migration(Stamp(Actor("P-900", "hr-officer", "U-HR")))
+    return migrated
+
+
 def test_canonical_event_and_canonical_stored_agree_for_every_event_type(ledger: Ledger) -> None:
     seen: set[str] = set()
-    for recorded in (ledger, _staff_ledger()):
+    for recorded in (ledger, _staff_ledger(), _migration_ledger()):
         for stored in recorded.recorder.select_notifications(start=1, limit=10_000):
             event = recorded.mapper.to_domain_event(stored)
             assert canonical_event(event) == canonical_stored(stored.originator_id, stored.originator_version, stored.topic, stored.state)
