@@ -18,22 +18,57 @@ from commands.report import report_command
 from commands.session import Session
 from commands.subjects import package_command, subjects_group
 
+#: exit status of an unexpected internal error (EX_SOFTWARE), so scripts tell it from a refusal
+INTERNAL_ERROR_EXIT = 70
+DEBUG_ENV = "REFLEDGER_DEBUG"
+
 
 class LedgerGroup(click.Group):
-    """Turns the ledger's expected errors into one-line ``Error: …`` messages (exit 1)."""
+    """Turns the ledger's expected errors into one-line ``Error: …`` messages (exit 1), and
+    anything unexpected into one line with exit 70 (the traceback only with REFLEDGER_DEBUG=1)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        import os
+        import sys
+
+        os.umask(os.umask(0o077) | 0o077)  # files 0600, directories 0700: ledgers, keys, leaves, reports
+        try:
+            return super().main(*args, **kwargs)
+        except Exception as error:  # not SystemExit: click's own exits pass through
+            if os.environ.get(DEBUG_ENV):
+                raise
+            from commands.output import safe_line
+
+            detail = safe_line(str(error)) or type(error).__name__
+            click.echo(f"Internal error ({type(error).__name__}): {detail} — set {DEBUG_ENV}=1 for the traceback", err=True)
+            sys.exit(INTERNAL_ERROR_EXIT)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for number, arg in enumerate(args, start=1):
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                from commands.output import safe_line
+
+                raise click.ClickException(f"argument {number} ({safe_line(arg)}) is not valid UTF-8 text") from None
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         from eventsourcing.persistence import PersistenceError
 
+        from commands.output import safe_line
         from ledger.errors import LedgerError
 
         try:
             return super().invoke(ctx)
         except LedgerError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(safe_line(str(error))) from None
         except PersistenceError as error:
             first = (str(error).strip() or type(error).__name__).splitlines()[0]
-            raise click.ClickException(f"database error: {first}") from None
+            raise click.ClickException(f"database error: {safe_line(first)}") from None
+        except click.ClickException as error:
+            error.message = safe_line(error.message)  # user text in a message must not drive the terminal
+            raise
 
 
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

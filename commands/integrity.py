@@ -47,7 +47,11 @@ def _public_key(value: str | None) -> bytes | None:
     if value is None:
         return None
     path = Path(value)
-    data = _read(path, "public key") if path.exists() else value.encode()
+    try:
+        is_file = path.exists()
+    except (OSError, ValueError):  # a name too long (or with a NUL) for a path: it is the key text
+        is_file = False
+    data = _read(path, "public key") if is_file else value.encode("utf-8", "replace")
     return parse_public_key(data)
 
 

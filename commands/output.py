@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -39,6 +40,33 @@ def resolve_format(fmt: str | None) -> str:
     return JSON if session().as_json else TEXT
 
 
+#: C0 and C1 controls, DEL, bidirectional overrides and lone surrogates: shown escaped to people
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_KEEP_NEWLINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+#: a spreadsheet takes a cell starting with one of these as a formula
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or f"\\u{ord(char):04x}"
+
+
+def safe_line(text: str) -> str:
+    """Text for a terminal on one line: every control character shown escaped (the one place)."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def safe_text(text: str) -> str:
+    """Like ``safe_line``, but the line breaks of a multi-line answer stay."""
+    return _UNSAFE_KEEP_NEWLINES.sub(_escape, text)
+
+
+def csv_safe(value: Any, cell: str) -> str:
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ gets a leading '."""
+    return "'" + cell if isinstance(value, str) and cell.startswith(_FORMULA_START) else cell
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         from ledger.values import iso
@@ -72,7 +100,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow([csv_safe(row.get(c), _cell(row.get(c))) for c in columns])
     return buffer.getvalue()
 
 
@@ -85,7 +113,7 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title
     for column in columns:
         table.add_column(column.replace("_", " "), overflow="fold")
     for row in rows:
-        table.add_row(*(escape(_cell(row.get(c))) for c in columns))  # cell text is data, not markup
+        table.add_row(*(escape(safe_line(_cell(row.get(c)))) for c in columns))  # cell text is data, not markup
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
@@ -111,7 +139,7 @@ def emit(
         click.echo(to_csv(rows, columns), nl=False)
         return
     if text:
-        click.echo(text)
+        click.echo(safe_text(text))
     if rows is not None and columns is not None:
         if rows:
             print_table(rows, columns, title)

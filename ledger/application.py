@@ -7,6 +7,8 @@ not one transaction per event.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -45,8 +47,11 @@ L = TypeVar("L", bound=DomainEvent)
 StreamReader = Callable[[Application[UUID], Sequence[UUID]], dict[UUID, list[DomainEventProtocol[UUID]]]]
 C = TypeVar("C", bound=Callable[..., Any])
 
-#: how often a command is re-run when another recording got to the same stream first
-ATTEMPTS = 3
+#: a command beaten by another recording on the same stream is re-run, after a jittered,
+#: growing pause, until this many seconds have passed since it began
+RETRY_BUDGET_SECONDS = 5.0
+#: the first pause, and the most any pause grows to (seconds)
+RETRY_FIRST_PAUSE, RETRY_LONGEST_PAUSE = 0.005, 0.25
 
 
 class ConcurrentUpdate(LedgerError):
@@ -63,15 +68,19 @@ def retried(command: C) -> C:
 
     @wraps(command)
     def run(self: Ledger, *args: Any, **kwargs: Any) -> Any:
-        for attempt in range(1, ATTEMPTS + 1):
+        deadline = time.monotonic() + RETRY_BUDGET_SECONDS
+        pause = RETRY_FIRST_PAUSE
+        while True:
             if self._batch is None:
                 self._live_entry = None
             try:
                 return command(self, *args, **kwargs)
             except ConcurrentUpdate:
-                if self._batch is not None or attempt == ATTEMPTS:
+                if self._batch is not None or time.monotonic() >= deadline:
                     raise
-        raise AssertionError("unreachable")
+            # "full jitter": writers that collided pick different moments to try again
+            time.sleep(min(random.uniform(0, pause), max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, RETRY_LONGEST_PAUSE)
 
     return cast(C, run)
 
