@@ -6,7 +6,6 @@ Thin: read the files the user names, call ``ledger.checkpointing``, ``ledger.ver
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,9 @@ def _read(path: Path, what: str) -> bytes:
 
 def _write_new(path: Path, data: bytes, private: bool = False) -> None:
     """Write a file that must not exist yet (a key or checkpoint is never overwritten)."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
-    except FileExistsError:
-        raise click.ClickException(f"{path} already exists; choose another name") from None
-    except OSError as error:
-        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
+    from commands.output import write_out
+
+    write_out(path, data)
 
 
 def _public_key(value: str | None) -> bytes | None:

@@ -145,3 +145,24 @@ def emit(
             print_table(rows, columns, title)
         elif not text:
             click.echo("Nothing found.")
+
+
+def write_out(path: Any, data: bytes, *, force: bool = False) -> None:
+    """Write a file a command was asked for (``--out``): created 0600, never through a symbolic
+    link, and an existing file is replaced only with ``force`` (the one place for all of them)."""
+    import errno
+    import os
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        descriptor = os.open(path, flags, 0o600)
+    except FileExistsError:
+        if os.path.islink(path):
+            raise click.ClickException(f"{safe_line(str(path))} is a symbolic link; refusing to write through it") from None
+        raise click.ClickException(f"{safe_line(str(path))} already exists; choose another name (or --force where offered)") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise click.ClickException(f"{safe_line(str(path))} is a symbolic link; refusing to write through it") from None
+        raise click.ClickException(f"cannot write {safe_line(str(path))}: {error.strerror}") from None
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)

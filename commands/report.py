@@ -36,6 +36,7 @@ STDOUT = Path("-")
     help="Only events recorded by K count: the case file the ledger would have given at K (default: as known now).",
 )
 @click.option("--out", "out", type=_FILE, metavar="FILE", help="Write the case file to FILE (- for standard output).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists (a symbolic link is never followed).")
 @click.option(
     "--format",
     "report_format",
@@ -66,6 +67,7 @@ def report_command(
     at_text: str | None,
     known_text: str | None,
     out: Path | None,
+    force: bool,
     report_format: str | None,
     pdf: Path | None,
     checkpoint_file: Path | None,
@@ -162,10 +164,9 @@ def _summary(case: CaseFile) -> dict[str, Any]:
 
 
 def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
+    from commands.output import write_out
+
+    write_out(path, text.encode("utf-8"), force=click.get_current_context().params.get("force", False))
 
 
 def _write_pdf(case: CaseFile, html: str | None, pdf: Path) -> None:

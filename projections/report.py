@@ -1014,9 +1014,19 @@ def _actor_filter(actor: Mapping[str, str]) -> str:
     return f"{actor['person']}:{actor['role']}@{actor['unit']}"
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def markdown_safe(value: object) -> object:
+    """Every value the Markdown case file prints: HTML a Markdown viewer would run is escaped,
+    and so are control characters (the one filter, applied to each ``{{ … }}``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(c if c >= " " or c == "\n" else f"\\u{ord(c):04x}" for c in text)
+
+
+@lru_cache(maxsize=2)
+def _environment(markdown: bool = False) -> jinja2.Environment:
     environment = jinja2.Environment(
+        finalize=markdown_safe if markdown else None,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         undefined=jinja2.StrictUndefined,
@@ -1052,7 +1062,7 @@ def render_html(case: CaseFile) -> str:
 
 def render_markdown(case: CaseFile) -> str:
     """The case file as Markdown (plain text: the chart becomes its table of intervals)."""
-    return _environment().get_template("case_file.md.j2").render(_context(case))
+    return _environment(markdown=True).get_template("case_file.md.j2").render(_context(case))
 
 
 def render(case: CaseFile, fmt: str) -> str:

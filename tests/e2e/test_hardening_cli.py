@@ -29,9 +29,13 @@ def one_line_error(result: Result, part: str = "") -> None:
 
 
 def receive(db: str, *extra: str) -> Result:
-    return run(
-        "--db", db, "--as", INTAKE, "receive", "R-1", "--originator", "X", "--channel", "liaison", "--custodian-unit", "U-INTAKE", *extra
-    )
+    from datetime import UTC, datetime, timedelta
+
+    from ledger.values import iso
+
+    when = ["--at", iso(datetime.now(UTC) - timedelta(hours=1))] if not extra else []
+    options = ["--originator", "X", "--channel", "liaison", "--custodian-unit", "U-INTAKE", *when, *extra]
+    return run("--db", db, "--as", INTAKE, "receive", "R-1", *options)
 
 
 @pytest.mark.parametrize("instant", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00Z", "2200-01-01"])
@@ -104,3 +108,29 @@ def test_ledger_files_are_private(tmp_path: Path) -> None:
     assert run("keygen", "--out", str(tmp_path / "k.pem")).exit_code == 0
     assert stat.S_IMODE((tmp_path / "k.pem.pub").stat().st_mode) == 0o600
     os.umask(0o022)
+
+
+def test_the_markdown_case_file_escapes_html(tmp_path: Path) -> None:
+    db = str(tmp_path / "l.sqlite")
+    assert receive(db).exit_code == 0
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(1)>"
+    assert run("--db", db, "--as", INTAKE, "note", "R-1", "--text", hostile).exit_code == 0
+    page = run("--db", db, "report", "R-1", "--format", "md", "--out", "-", "--no-verify").stdout
+    assert "<script>" not in page and "<img" not in page and "&lt;script&gt;" in page
+
+
+def test_report_out_never_follows_a_symlink_and_needs_force_to_overwrite(tmp_path: Path) -> None:
+    db = str(tmp_path / "l.sqlite")
+    assert receive(db).exit_code == 0
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me", encoding="utf-8")
+    link = tmp_path / "case.md"
+    link.symlink_to(target)
+    one_line_error(run("--db", db, "report", "R-1", "--out", str(link), "--no-verify"), "symbolic link")
+    one_line_error(run("--db", db, "report", "R-1", "--out", str(link), "--no-verify", "--force"), "symbolic link")
+    assert target.read_text(encoding="utf-8") == "keep me"
+    page = tmp_path / "page.md"
+    assert run("--db", db, "report", "R-1", "--out", str(page), "--no-verify").exit_code == 0
+    one_line_error(run("--db", db, "report", "R-1", "--out", str(page), "--no-verify"), "already exists")
+    assert run("--db", db, "report", "R-1", "--out", str(page), "--no-verify", "--force").exit_code == 0
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600
