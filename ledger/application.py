@@ -18,6 +18,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Event
 from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
 
+from ledger.canonical import GENESIS, event_hash
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.referral import LedgerEvent, Referral
 from ledger.subject import Subject, SubjectListed, directory_id
@@ -76,7 +77,7 @@ class Ledger(Application[UUID]):
         self._read_streams: StreamReader = stream_reader or _read_one_by_one
         self._batch: dict[UUID, Aggregate] | None = None
         self._batch_logged: list[DomainEvent] = []
-        self._directory_next: dict[str, int] = {}
+        self._directory_next: dict[str, tuple[int, str]] = {}
         #: streams looked up and found empty during the open batch (saves a query per new stream)
         self._batch_absent: set[UUID] = set()
 
@@ -298,15 +299,18 @@ class Ledger(Application[UUID]):
         return EventSourcedLog(self.events, directory_id(reference), SubjectListed)
 
     def _list_subject(self, reference: str, subject: str) -> SubjectListed:
+        """The directory entry for a new subject, chained to the directory's previous entry."""
         directory = self._directory(reference)
         if self._batch is None or reference not in self._directory_next:
             last = directory.get_last()
             next_version = 1 if last is None else last.originator_version + 1
+            prev_hash = GENESIS if last is None else event_hash(last)
         else:
-            next_version = self._directory_next[reference]
+            next_version, prev_hash = self._directory_next[reference]
+        listed = directory.trigger_event(next_originator_version=next_version, subject=subject, prev_hash=prev_hash)
         if self._batch is not None:
-            self._directory_next[reference] = next_version + 1
-        return directory.trigger_event(next_originator_version=next_version, subject=subject)
+            self._directory_next[reference] = (next_version + 1, event_hash(listed))
+        return listed
 
     def subject_refs(self, reference: str) -> list[str]:
         """The subjects of a referral, in the order they were added."""

@@ -64,6 +64,6 @@ def event_hash(event: Any) -> str:
     return digest(canonical_event(event))
 
 
-#: topics of the streams whose events carry ``prev_hash``; other streams (the subject
-#: directory logs) are covered by the Merkle tree only.
-CHAINED_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.")
+#: topics of the streams whose events carry ``prev_hash``: every stream the ledger writes
+#: (referrals, subjects, and each referral's subject directory).
+CHAINED_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.", "refledger:SubjectDirectory.")
