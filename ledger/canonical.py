@@ -67,3 +67,9 @@ def event_hash(event: Any) -> str:
 #: topics of the streams whose events carry ``prev_hash``: every stream the ledger writes
 #: (referrals, subjects, and each referral's subject directory).
 CHAINED_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.", "refledger:SubjectDirectory.")
+
+
+def head_bytes(stream: str, version: int, head: str) -> bytes:
+    """One leaf of a checkpoint's tree of chain heads: sorted-key JSON of the stream id (as
+    text), its number of events at the checkpoint and the hash of the last of them."""
+    return orjson.dumps({"hash": head, "stream": stream, "version": version}, option=orjson.OPT_SORT_KEYS)

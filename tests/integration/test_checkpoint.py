@@ -34,7 +34,7 @@ def add_synthetic(ledger: Ledger, tmp_path: Path, referrals: int) -> int:
     return import_file(ledger, path).events
 
 
-def test_a_checkpoint_hashes_only_the_events_since_the_last(
+def test_a_checkpoint_recomputes_the_tree_from_the_events(
     example: Ledger, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = resolve_database(database_url)
@@ -50,7 +50,7 @@ def test_a_checkpoint_hashes_only_the_events_since_the_last(
 
     monkeypatch.setattr(ledger.storage, "read_event_rows", watched)
     second = make_checkpoint(example, database)
-    assert reads[-1] == 49  # read from the last checkpointed position on, not from the start
+    assert reads == [0]  # every event is read and hashed again: nothing stored is trusted
     assert (second.new_events, second.checkpoint.size) == (added, 49 + added)
     assert second.checkpoint.ledger == first.checkpoint.ledger
     monkeypatch.undo()
@@ -58,6 +58,24 @@ def test_a_checkpoint_hashes_only_the_events_since_the_last(
     assert full.sound and full.root == second.checkpoint.root and full.stored_matching == 2
     stored = latest_checkpoint(example, database)
     assert stored is not None and stored.checkpoint == second.checkpoint and stored.frontier.size == 49 + added
+    assert second.checkpoint.streams == full.streams and second.checkpoint.heads is not None
+
+
+def test_an_edited_stored_frontier_is_not_signed(example: Ledger, database_url: str, tmp_path: Path) -> None:
+    """Issue 16, finding 4: the next checkpoint once extended whatever frontier the table held."""
+    database = resolve_database(database_url)
+    make_checkpoint(example, database)
+    forged = orjson.dumps({"size": 49, "hashes": ["ab" * 32 for _ in range(bin(49).count("1"))]}).decode()
+    if database.backend == "sqlite":
+        raw_execute(database_url, "DROP TRIGGER integrity_checkpoints_no_update")
+    else:
+        raw_execute(database_url, "ALTER TABLE integrity_checkpoints DISABLE TRIGGER ALL")
+    raw_execute(database_url, f"UPDATE integrity_checkpoints SET frontier = '{forged}'")
+    add_synthetic(example, tmp_path, 1)
+    made = make_checkpoint(example, database)
+    result = verify_ledger(example, database, made.checkpoint)
+    assert result.root == made.checkpoint.root  # the root the ledger really has
+    assert result.sound and result.checkpoint is not None and result.checkpoint.extends
 
 
 def test_a_checkpoint_is_refused_when_checkpointed_events_were_removed(example: Ledger, database_url: str) -> None:
@@ -67,7 +85,7 @@ def test_a_checkpoint_is_refused_when_checkpointed_events_were_removed(example: 
     guard = "DROP TRIGGER stored_events_no_delete" if database.backend == "sqlite" else "ALTER TABLE ledger_events DISABLE TRIGGER ALL"
     raw_execute(database_url, guard)
     raw_execute(database_url, f"DELETE FROM {database.events_table} WHERE {position} = 10")
-    with pytest.raises(LedgerTampered, match="49 events were checkpointed up to log position 49, but 48 are there now"):
+    with pytest.raises(LedgerTampered, match="49 events were checkpointed but 48 are there now"):
         make_checkpoint(example, database)
 
 
@@ -78,7 +96,7 @@ def test_a_checkpoint_is_refused_when_the_last_checkpointed_event_changed(exampl
     guard = "DROP TRIGGER stored_events_no_update" if database.backend == "sqlite" else "ALTER TABLE ledger_events DISABLE TRIGGER ALL"
     raw_execute(database_url, guard)
     raw_execute(database_url, f"UPDATE {database.events_table} SET topic = topic || 'x' WHERE {position} = 49")
-    with pytest.raises(LedgerTampered, match="log position 49, the last one checkpointed, was changed"):
+    with pytest.raises(LedgerTampered, match="the first 49 events no longer hash to the newest stored checkpoint"):
         make_checkpoint(example, database)
 
 
