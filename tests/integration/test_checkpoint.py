@@ -16,7 +16,8 @@ from ledger.errors import InvalidInput, LedgerTampered, NotFound
 from ledger.importing import import_file
 from ledger.proofs import export_proof, verify_proof
 from ledger.storage import resolve_database
-from ledger.values import Actor, Stamp
+from ledger.subject import directory_id
+from ledger.values import Actor, Stamp, referral_id, subject_id
 from ledger.verification import verify_ledger
 from tests.conftest import EXAMPLES, Clock, count_events, raw_execute, synthetic_lines
 
@@ -180,3 +181,66 @@ def test_a_proof_needs_a_checkpoint_and_a_covered_referral(example: Ledger, data
     make_checkpoint(example, database)
     with pytest.raises(NotFound, match="R-1999-0001"):
         export_proof(example, database, "R-1999-0001")
+
+
+# --- complete bundles (issue 16, finding 3) -------------------------------------------
+
+
+@pytest.fixture
+def bundle(example: Ledger, database_url: str) -> dict[str, Any]:
+    make_checkpoint(example, resolve_database(database_url))
+    proof = export_proof(example, resolve_database(database_url), "R-2024-0402")
+    assert verify_proof(proof).sound and len(proof["events"]) == 32
+    return orjson.loads(orjson.dumps(proof))
+
+
+def test_a_bundle_without_the_referrals_last_event_fails(bundle: dict[str, Any]) -> None:
+    referral = str(referral_id("R-2024-0402"))
+    last = max((e for e in bundle["events"] if e["stream"] == referral), key=lambda e: e["version"])
+    bundle["events"].remove(last)
+    findings = verify_proof(bundle).findings
+    assert any("events were left out" in f and referral in f for f in findings), findings
+
+
+def test_a_bundle_with_most_events_removed_fails(bundle: dict[str, Any]) -> None:
+    bundle["events"] = bundle["events"][:10]
+    assert not verify_proof(bundle).sound
+
+
+def test_an_empty_bundle_fails(bundle: dict[str, Any]) -> None:
+    bundle["events"] = []
+    assert not verify_proof(bundle).sound
+    bundle["streams"] = []
+    findings = verify_proof(bundle).findings
+    assert any("leaves out stream" in f for f in findings)
+
+
+def test_a_bundle_relabelled_as_another_referral_fails(bundle: dict[str, Any]) -> None:
+    bundle["referral"] = "R-2024-0311"
+    findings = verify_proof(bundle).findings
+    assert any(f"leaves out stream {referral_id('R-2024-0311')}" in f for f in findings), findings
+
+
+def test_a_bundle_without_one_subjects_stream_fails(bundle: dict[str, Any]) -> None:
+    dropped = str(subject_id("R-2024-0402", "SUBJ-02"))
+    bundle["events"] = [e for e in bundle["events"] if e["stream"] != dropped]
+    bundle["streams"] = [s for s in bundle["streams"] if s["stream"] != dropped]
+    findings = verify_proof(bundle).findings
+    assert any(f"leaves out stream {dropped}" in f for f in findings), findings
+    # nor can it be passed off as a stream the ledger never had
+    bundle["streams"].append({"stream": dropped, "head": None, "before": None, "after": None})
+    assert any("do not prove it" in f for f in verify_proof(bundle).findings)
+
+
+def test_a_referral_without_subjects_proves_it_has_no_directory(example: Ledger, database_url: str) -> None:
+    make_checkpoint(example, resolve_database(database_url))
+    proof = export_proof(example, resolve_database(database_url), "R-2024-0311")
+    absent = [s for s in proof["streams"] if s["head"] is None]
+    assert [s["stream"] for s in absent] == [str(directory_id("R-2024-0311"))]
+    assert verify_proof(proof).sound
+
+
+def test_an_older_bundle_is_refused_with_one_line(bundle: dict[str, Any]) -> None:
+    bundle["format"] = "refledger-proof/1"
+    with pytest.raises(InvalidInput, match="older format"):
+        verify_proof(bundle)
