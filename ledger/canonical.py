@@ -65,8 +65,17 @@ def event_hash(event: Any) -> str:
 
 
 #: topics of the streams whose events carry ``prev_hash``: every stream the ledger writes
-#: (referrals, subjects, and each referral's subject directory).
-CHAINED_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.", "refledger:SubjectDirectory.")
+#: (referrals, subjects, each referral's subject directory, and the staff directory with
+#: its units, people and index).
+CHAINED_TOPIC_PREFIXES = (
+    "refledger:Referral.",
+    "refledger:Subject.",
+    "refledger:SubjectDirectory.",
+    "refledger:Unit.",
+    "refledger:Person.",
+    "refledger:StaffDirectory.",
+    "refledger:StaffIndex.",
+)
 
 
 def head_bytes(stream: str, version: int, head: str) -> bytes:

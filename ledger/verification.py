@@ -24,7 +24,7 @@ from ledger.transcoder import untag
 SUBJECT_LISTED_TOPIC = "refledger:SubjectDirectory.SubjectListed"
 SUBJECT_EXTRACTED_TOPIC = "refledger:Subject.Extracted"
 #: chained topics whose next intact link needs nothing but the link check
-FAST_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.")
+FAST_TOPIC_PREFIXES = tuple(prefix for prefix in CHAINED_TOPIC_PREFIXES if prefix != "refledger:SubjectDirectory.")
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
