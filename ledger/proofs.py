@@ -281,7 +281,7 @@ def _completeness(
         return ["the checkpoint commits to no stream heads: the bundle cannot show it is complete"]
     findings: list[str] = []
     root, count = bytes.fromhex(checkpoint.heads), checkpoint.streams
-    given = {entry.get("stream"): entry for entry in streams if isinstance(entry, dict)}
+    given = {entry["stream"]: entry for entry in streams if isinstance(entry, dict) and isinstance(entry.get("stream"), str)}
     for stream in sorted(wanted_streams(reference, events)):
         entry = given.get(stream)
         if entry is None:
