@@ -56,6 +56,10 @@ class TimelineRow:
         return self.recorded_at - self.occurred_at
 
     @property
+    def lag_days(self) -> float:
+        return days(self.lag)
+
+    @property
     def effect(self) -> str:
         return APPLIED if self.superseded is None else SUPERSEDED
 
@@ -64,7 +68,7 @@ class TimelineRow:
             "occurred_at": iso(self.occurred_at),
             "recorded_at": iso(self.recorded_at),
             "ingested_at": iso(self.ingested_at),
-            "lag_days": days(self.lag),
+            "lag_days": self.lag_days,
             "late": self.late,
             "needs_attestation": self.needs_attestation,
             "late_reason": self.late_reason,
