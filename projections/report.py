@@ -43,7 +43,7 @@ from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
 from projections.late_entries import LateEntry, late_entries
-from projections.obligations import BREACHED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
+from projections.obligations import BREACHED, DISCHARGED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
 from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history, visible
 from projections.subjects import SubjectPosition, subject_positions
 from projections.timeline import TimelineRow, timeline
@@ -182,6 +182,8 @@ class RuleTally:
 
     rule: str
     met: int
+    #: stopped by closure, rejection or withdrawal before its due instant (not done, not late)
+    discharged: int
     breached: int
     overdue: int
     pending: int
@@ -389,6 +391,7 @@ def _tallies(obligations: Sequence[Obligation]) -> Iterable[RuleTally]:
         yield RuleTally(
             rule=rule,
             met=sum(1 for o in mine if o.status == MET),
+            discharged=sum(1 for o in mine if o.status == DISCHARGED),
             breached=sum(1 for o in mine if o.status == BREACHED),
             overdue=sum(1 for o in mine if o.status == OVERDUE),
             pending=sum(1 for o in mine if o.status == PENDING),
@@ -424,8 +427,16 @@ def _with_findings(case: CaseFile) -> CaseFile:
             f"{_plural(counts[BREACHED], 'obligation was', 'obligations were')} met late and "
             f"{_plural(counts[OVERDUE], 'was', 'were')} still open and overdue at {iso(case.at)} ({rules})."
         )
+    elif counts[DISCHARGED]:
+        found.append(f"No obligation due by {iso(case.at)} was late, but not every one was met.")
     else:
         found.append(f"Every obligation due by {iso(case.at)} was met on time.")
+    if counts[DISCHARGED]:
+        discharged = sorted({o.rule for o in case.obligations if o.status == DISCHARGED}, key=RULE_IDS.index)
+        found.append(
+            f"{_plural(counts[DISCHARGED], 'obligation was', 'obligations were')} discharged without being done "
+            f"(ended by a closure, rejection or withdrawal before its due instant): {', '.join(discharged)}."
+        )
     if case.late:
         found.append(
             f"{_plural(len(case.late), 'entry was', 'entries were')} recorded late; "
