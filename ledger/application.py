@@ -19,7 +19,8 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
 
 from ledger.errors import LedgerError, NotFound, RuleViolation
-from ledger.referral import LedgerEvent, Referral
+from ledger.policy import SUPERVISORY_ROLES
+from ledger.referral import Amendable, LedgerEvent, Referral
 from ledger.subject import Subject, SubjectListed, directory_id
 from ledger.transcoder import LedgerMapper, OrjsonTranscoder
 from ledger.values import Entry, Stamp, referral_id, subject_id, utcnow
@@ -69,6 +70,8 @@ class Ledger(Application[UUID]):
         self._directory_next: dict[str, int] = {}
         #: streams looked up and found empty during the open batch (saves a query per new stream)
         self._batch_absent: set[UUID] = set()
+        #: who may attest late entries and correct or retract another's entry (policy [directory])
+        self.supervisory_roles: tuple[str, ...] = SUPERVISORY_ROLES
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
@@ -342,6 +345,31 @@ class Ledger(Application[UUID]):
     @retried
     def close_subject(self, reference: str, stamp: Stamp, subject: str, outcome: str, rationale: str) -> None:
         self._subject_command(reference, stamp, subject, Subject.close, outcome=outcome, rationale=rationale)
+
+    # --- amendments of an earlier entry (a referral's, or with ``subject`` a subject's) ------
+
+    def _amendable(self, reference: str, subject: str | None) -> Amendable:
+        return self.subject(reference, subject) if subject else self.referral(reference)
+
+    @retried
+    def correct_entry(
+        self, reference: str, stamp: Stamp, version: int, fields: dict[str, Any], reason: str, subject: str | None = None
+    ) -> None:
+        found = self._amendable(reference, subject)
+        found.correct(self._entry(stamp), version, fields, reason, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
+
+    @retried
+    def retract_entry(self, reference: str, stamp: Stamp, version: int, reason: str, subject: str | None = None) -> None:
+        found = self._amendable(reference, subject)
+        found.retract(self._entry(stamp), version, reason, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
+
+    @retried
+    def attest_entry(self, reference: str, stamp: Stamp, version: int, statement: str, subject: str | None = None) -> None:
+        found = self._amendable(reference, subject)
+        found.attest(self._entry(stamp), version, statement, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
 
     # --- reading ---------------------------------------------------------------
 

@@ -6,8 +6,9 @@ that did; judged at the instant ``at`` it is met (satisfied by its due instant, 
 time included), breached (satisfied later), open and overdue (unsatisfied, due before ``at``)
 or open and not yet due.
 
-Evaluated at ``at``, only events that occurred by ``at`` and were recorded by ``at`` count:
-what a manager could have seen that day. ``as_known_now`` drops the second condition
+Evaluated at ``at``, only events that occurred by ``at`` and were recorded by ``at`` count
+(``ledger.knowledge.known``: corrections and retractions recorded by then applied): what a
+manager could have seen that day. ``as_known_now`` drops the second condition
 (hindsight), so a late entry can turn an overdue obligation into a breached or met one.
 
 Which events are valid is decided by ``ledger.referral.ReferralState`` and
@@ -77,6 +78,7 @@ from ledger.policy import (
     SUPERVISORY_REVIEW,
     Policy,
 )
+from ledger.knowledge import known
 from ledger.referral import LedgerEvent, Referral, ReferralState, business_order
 from ledger.subject import Subject, SubjectState
 from ledger.values import days, iso
@@ -293,12 +295,8 @@ def _periods(policy: Policy) -> _Periods:
 
 
 def _known(events: Sequence[LedgerEvent], at: datetime, as_known_now: bool) -> list[LedgerEvent]:
-    """The events that count at ``at``, in business order."""
-    if as_known_now:
-        known = [e for e in events if e.occurred_at <= at]
-    else:
-        known = [e for e in events if e.occurred_at <= at and e.recorded_at <= at]
-    return business_order(known)
+    """The events that count at ``at`` (as known then, or now), in business order."""
+    return business_order([e for e in known(events, None if as_known_now else at) if e.occurred_at <= at])
 
 
 def _earlier(default: datetime, stated: datetime | None) -> datetime:

@@ -40,11 +40,12 @@ import jinja2
 from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.integrity import StoredCheckpoint, Verification, event_hash
 from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
+from ledger.knowledge import known
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
 from projections.late_entries import LateEntry, late_entries
 from projections.obligations import BREACHED, DISCHARGED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
-from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history, visible
+from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history
 from projections.subjects import SubjectPosition, subject_positions
 from projections.timeline import TimelineRow, timeline
 
@@ -284,11 +285,12 @@ def case_file(
         raise NotFound("no events: the referral is not in the ledger")
     history = ownership_history(referral_events, as_known_at=as_known_at, until=at)
     owner = owner_at(referral_events, at, as_known_at)
-    known = visible(referral_events, as_known_at)
-    known_subjects = {subject: visible(events, as_known_at) for subject, events in subject_events.items()}
+    # the record as it stood at K (amendments included: the folds apply them, late entries list them)
+    recorded = known(referral_events, as_known_at, recorded_only=True)
+    recorded_subjects = {subject: known(events, as_known_at, recorded_only=True) for subject, events in subject_events.items()}
     # as known at K (or now), judged at T: the obligations see exactly the events the rest sees
-    obligations = obligations_at(known, known_subjects, at, policy=policy, as_known_now=True)
-    late = [entry for entry in late_entries(known, known_subjects, policy=policy) if entry.occurred_at <= at]
+    obligations = obligations_at(recorded, recorded_subjects, at, policy=policy, as_known_now=True)
+    late = [entry for entry in late_entries(recorded, recorded_subjects, policy=policy) if entry.occurred_at <= at]
     rows = [
         row
         for row in timeline(
@@ -301,7 +303,7 @@ def case_file(
         if row.occurred_at <= at
     ]
     subjects = subject_positions(referral_events, subject_events, at, as_known_at) if subject_events else []
-    in_force = [event for event in business_order(known) if event.occurred_at <= at]
+    in_force = [event for event in business_order(known(recorded)) if event.occurred_at <= at]
     longest = max(history.gaps, key=lambda gap: gap.duration(at), default=None)
     case = CaseFile(
         reference=history.reference,
@@ -320,7 +322,7 @@ def case_file(
         subjects=tuple(subjects),
         integrity=integrity,
         chart=ownership_chart(history, in_force, rows, obligations, at=at, as_known_at=as_known_at),
-        events=len(known) + sum(len(events) for events in known_subjects.values()),
+        events=len(recorded) + sum(len(events) for events in recorded_subjects.values()),
         open_days=days(history.open_time(at)),
         owned_days=days(history.owned_time(at)),
         unowned_days=days(history.unowned_time(at)),

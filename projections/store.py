@@ -87,6 +87,7 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
+from ledger.knowledge import known
 from ledger.policy import DEFAULT_POLICY, SUPERVISORY_REVIEW, Policy
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
 from ledger.storage import read_streams
@@ -429,7 +430,7 @@ def _review_cadence_us(policy: Policy, band: str | None) -> int:
 
 def subject_row(referral: str, subject: str, events: Sequence[LedgerEvent]) -> SubjectRow | None:
     """When a subject was extracted and when (if ever) its closure applied; None if not extracted."""
-    ordered = business_order(events)
+    ordered = business_order(known(events))
     if not ordered or not isinstance(ordered[0], Subject.Extracted):
         return None
     first = ordered[0]
@@ -1275,7 +1276,7 @@ def _open_from_folds(referral: str, history: _History, at: datetime, overdue: Ma
     owner, custodian = folded.ownership_at(at), folded.custody_at(at)
     open_subjects = 0
     for subject, events in history.subjects.items():
-        row = subject_row(referral, subject, [event for event in events if event.recorded_at <= at])
+        row = subject_row(referral, subject, known(events, at))
         if row is not None and _subject_open(row, to_us(at)):
             open_subjects += 1
     return OpenReferral(

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
+from ledger.knowledge import known as visible
 from ledger.policy import DEFAULT_POLICY
 from ledger.referral import LedgerEvent
 from projections.late_entries import late_entries
 from projections.obligations import obligations_at
-from projections.ownership import owner_at, ownership_history, visible
+from projections.ownership import owner_at, ownership_history
 from projections.report import (
     PLOT_LEFT,
     PLOT_RIGHT,
