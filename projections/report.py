@@ -43,6 +43,7 @@ from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.knowledge import known
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
+from projections.findings import ReviewFinding, review_findings
 from projections.late_entries import LateEntry, late_entries
 from projections.obligations import BREACHED, DISCHARGED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
 from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history
@@ -252,6 +253,8 @@ class CaseFile:
     unowned_days: float
     longest_gap: Gap | None
     findings: tuple[str, ...] = ()
+    #: reviews that confirmed an owner the events do not show at their instant
+    review_findings: tuple[ReviewFinding, ...] = ()
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -327,6 +330,7 @@ def case_file(
         owned_days=days(history.owned_time(at)),
         unowned_days=days(history.unowned_time(at)),
         longest_gap=longest,
+        review_findings=tuple(f for f in review_findings(referral_events, as_known_at) if f.occurred_at <= at),
     )
     return _with_findings(case)
 
@@ -444,6 +448,7 @@ def _with_findings(case: CaseFile) -> CaseFile:
             f"{_plural(len(case.late), 'entry was', 'entries were')} recorded late; "
             f"{_plural(case.needing_attestation, 'needs', 'need')} a supervisor's attestation."
         )
+    found += [finding.sentence() for finding in case.review_findings]
     claims = case.history.disputed_claims
     if len(claims) > _CLAIMS_SPELLED_OUT:
         found.append(f"{len(claims)} notes claim what the events do not show (see Disputed claims).")

@@ -87,7 +87,7 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
-from ledger.knowledge import ATTESTATION, amendment_kind, known
+from ledger.knowledge import ATTESTATION, CORRECTION, RETRACTION, amendment_kind, known
 from ledger.policy import DEFAULT_POLICY, LATE_ENTRY_ATTESTATION, SUPERVISORY_REVIEW, Policy
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
 from ledger.storage import read_streams
@@ -408,7 +408,10 @@ def referral_rows(
         obligations=obligations,
         subjects=[row for subject, events in subject_events.items() if (row := subject_row(reference, subject, events)) is not None],
         late_entries=_late_entry_rows(reference, referral_events, subject_events),
-        windows=back_dating_windows(reference, every),
+        windows=_merged_windows(
+            reference,
+            [*back_dating_windows(reference, every), *amendment_windows(reference, [referral_events, *subject_events.values()])],
+        ),
     )
 
 
@@ -507,6 +510,31 @@ def back_dating_windows(referral: str, events: Iterable[LedgerEvent]) -> list[Wi
         group_latest = max(event.occurred_at for event in group)
         latest_occurred = group_latest if latest_occurred is None else max(latest_occurred, group_latest)
         index = end
+    return [WindowRow(referral, to_us(start), to_us(until)) for start, until in _merged(spans)]
+
+
+def amendment_windows(referral: str, streams: Iterable[Sequence[LedgerEvent]]) -> list[WindowRow]:
+    """From an amended entry's occurrence until its correction or retraction is recorded.
+
+    The stored rows hold the corrected record (as known now); as known at an instant in such
+    a stretch the original still counts, so answers there come from the folds.
+    """
+    spans: list[tuple[datetime, datetime]] = []
+    for events in streams:
+        by_version: dict[int, LedgerEvent] | None = None
+        for event in events:
+            if amendment_kind(event) in (CORRECTION, RETRACTION):
+                if by_version is None:
+                    by_version = {e.originator_version: e for e in events}
+                target = by_version[getattr(event, "target_version")]  # noqa: B009
+                spans.append((target.occurred_at - FUTURE_SKEW, event.recorded_at))
+    return [WindowRow(referral, to_us(start), to_us(until)) for start, until in _merged(spans)]
+
+
+def _merged_windows(referral: str, windows: list[WindowRow]) -> list[WindowRow]:
+    if not windows:
+        return windows
+    spans = [(from_us(w.from_us), from_us(w.until_us)) for w in windows]
     return [WindowRow(referral, to_us(start), to_us(until)) for start, until in _merged(spans)]
 
 
@@ -1253,6 +1281,24 @@ class ReadModels:
         ]
         found.sort(key=_late_order)
         return found
+
+    def streams_with(self, topics: Iterable[str]) -> dict[UUID, tuple[str, str | None]]:
+        """Every stream holding an entry of one of ``topics`` → (referral, subject), in log order.
+
+        Reads the log's topics once, decoding nothing: for the audits that look for a kind
+        of entry (corrections, reviews) anywhere in the ledger.
+        """
+        self.catch_up()
+        wanted = set(topics)
+        found: dict[UUID, None] = {}
+        position = 0
+        while page := self.ledger.notifications(position, PAGE_SIZE):
+            position = page[-1].id
+            found.update((n.originator_id, None) for n in page if n.topic in wanted)
+        unknown = {stream for stream in found if stream not in self._streams}
+        if unknown:
+            self._streams.update(self._stored_streams(unknown))
+        return {stream: self._streams[stream] for stream in found}
 
     def backlog(self, at: datetime, *, as_known_now: bool = False, exact: bool = True) -> list[OpenReferral]:
         """Every referral open at ``at`` with its owner, custodian, open subjects and overdue counts.
