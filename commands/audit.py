@@ -242,7 +242,13 @@ def corrections_command(fail_on_findings: bool, fmt: str | None) -> None:
     ]
     found.sort(key=lambda row: (row.referral, row.recorded_at, row.subject or "", row.version))
     rows = [row.as_row() for row in found]
-    _answer(fmt, models.policy.version, rows, AMENDMENT_COLUMNS, f"{_plural(len(rows), 'corrected field or retraction', 'corrected fields and retractions')}.")
+    _answer(
+        fmt,
+        models.policy.version,
+        rows,
+        AMENDMENT_COLUMNS,
+        f"{_plural(len(rows), 'corrected field or retraction', 'corrected fields and retractions')}.",
+    )
     if fail_on_findings and rows:
         raise _findings(f"{_plural(len(rows), 'correction or retraction', 'corrections and retractions')} found")
 

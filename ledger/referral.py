@@ -64,7 +64,8 @@ def refuse_due_at_or_before(name: str, occurred_at: datetime, fields: dict[str, 
         due = fields.get(field)
         if isinstance(due, datetime) and due <= occurred_at:
             raise RuleViolation(
-                "due-after-event", f"{name}: {field} {iso(due)} is at or before the event itself ({iso(occurred_at)}); a due time must be later"
+                "due-after-event",
+                f"{name}: {field} {iso(due)} is at or before the event itself ({iso(occurred_at)}); a due time must be later",
             )
 
 
@@ -106,25 +107,31 @@ class Amendable:
             values[name] = _coerce(name, hints[name], value)
         merged = {name: getattr(target, name) for name in hints} | values
         refuse_due_at_or_before(self.stream_name(), target.occurred_at, merged)
-        if isinstance(target, Referral.DecisionRecorded):
-            if (merged["outcome"] == "DEFER") != (merged["revisit_by"] is not None):
-                raise RuleViolation("defer-needs-revisit", f"{self.stream_name()}: a DEFER decision, and only a DEFER, says when it is revisited")
+        if isinstance(target, Referral.DecisionRecorded) and (merged["outcome"] == "DEFER") != (merged["revisit_by"] is not None):
+            raise RuleViolation(
+                "defer-needs-revisit", f"{self.stream_name()}: a DEFER decision, and only a DEFER, says when it is revisited"
+            )
         self._amend(self.Corrected, entry, version, corrected=values, reason=reason)
 
     def retract(self, entry: Entry, version: int, reason: str, supervisory_roles: Sequence[str]) -> None:
         self._amendable(entry, version, supervisory_roles)
         if version == 1:
-            raise RuleViolation("first-entry-stays", f"{self.stream_name()}: the first entry (receipt or extraction) cannot be retracted; correct it")
+            raise RuleViolation(
+                "first-entry-stays", f"{self.stream_name()}: the first entry (receipt or extraction) cannot be retracted; correct it"
+            )
         self._amend(self.Retracted, entry, version, reason=reason)
 
     def attest(self, entry: Entry, version: int, statement: str, supervisory_roles: Sequence[str]) -> None:
         target = self._amendable(entry, version, (), attest=True)
         if entry.actor.role not in supervisory_roles and entry.source_recorded_at is None:
             raise RuleViolation(
-                "attest-supervisory-role", f"{self.stream_name()}: only a supervisory role ({', '.join(supervisory_roles)}) attests, not {entry.actor.role}"
+                "attest-supervisory-role",
+                f"{self.stream_name()}: only a supervisory role ({', '.join(supervisory_roles)}) attests, not {entry.actor.role}",
             )
         if target.recorded_at - target.occurred_at <= LATE_AFTER:
-            raise RuleViolation("attest-late-entries", f"{self.stream_name()}: version {version} was not recorded late; there is nothing to attest")
+            raise RuleViolation(
+                "attest-late-entries", f"{self.stream_name()}: version {version} was not recorded late; there is nothing to attest"
+            )
         if any(knowledge.amendment_kind(e) == knowledge.ATTESTATION and getattr(e, "target_version") == version for e in self.history):  # noqa: B009
             raise RuleViolation("attested-once", f"{self.stream_name()}: version {version} is already attested")
         self._amend(self.Attested, entry, version, statement=statement)
@@ -150,7 +157,9 @@ class Amendable:
         return target
 
     def _amend(self, event_class: type[LedgerEvent], entry: Entry, version: int, **fields: Any) -> None:
-        self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), target_version=version, **entry_fields(entry), **fields)
+        self.trigger_event(
+            event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), target_version=version, **entry_fields(entry), **fields
+        )
 
 
 _COMMON_FIELDS: frozenset[str] = frozenset()

@@ -174,7 +174,9 @@ def amendments(referral: str, subject: str | None, events: Sequence[LedgerEvent]
             found.append(Amendment(field=None, original=None, corrected=None, **common))
             continue
         corrected: dict[str, Any] = getattr(event, "corrected")  # noqa: B009
-        found.extend(Amendment(field=name, original=getattr(target, name, None), corrected=value, **common) for name, value in corrected.items())
+        found.extend(
+            Amendment(field=name, original=getattr(target, name, None), corrected=value, **common) for name, value in corrected.items()
+        )
     return found
 
 

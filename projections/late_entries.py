@@ -159,11 +159,13 @@ def late_entries(
     attestation_after = policy.attestation_threshold()
     reference = _reference(referral_events, subject_events)
     due_after = policy.attestation_due_after() if policy.enabled(LATE_ENTRY_ATTESTATION) else None
-    found = []
+    found: list[LateEntry] = []
     for subject, events in _streams(referral_events, subject_events):
         attested = attestations(events)
         found.extend(
-            late_entry_of(event, reference, subject, attestation_after, attested.get(event.originator_version), due_after=due_after, now=now)
+            late_entry_of(
+                event, reference, subject, attestation_after, attested.get(event.originator_version), due_after=due_after, now=now
+            )
             for event in events
             if event.recorded_at - event.occurred_at > threshold
         )

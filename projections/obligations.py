@@ -62,6 +62,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
+from ledger.knowledge import known
 from ledger.policy import (
     DEFAULT_POLICY,
     DEFERRED_REVISIT,
@@ -78,7 +79,6 @@ from ledger.policy import (
     SUPERVISORY_REVIEW,
     Policy,
 )
-from ledger.knowledge import known
 from ledger.referral import LedgerEvent, Referral, ReferralState, business_order
 from ledger.subject import Subject, SubjectState
 from ledger.values import days, iso

@@ -39,8 +39,8 @@ import jinja2
 
 from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.integrity import StoredCheckpoint, Verification, event_hash
-from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.knowledge import known
+from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
 from projections.findings import ReviewFinding, review_findings

@@ -289,7 +289,9 @@ INTERVALS = _Table("rm_intervals", IntervalRow, (_TN, _TN, _NN, _T, _T, _NN, _NN
 # full scan of the table is five times faster than walking such an index.
 OBLIGATIONS = _Table("rm_obligations", ObligationRow, (_TN, _NN, _TN, _T, _NN, _NN, _NN, _NN, _N, _N, _N, _T, _N, _TN), ("referral", "seq"))
 SUBJECTS = _Table("rm_subjects", SubjectRow, (_TN, _TN, _TN, _NN, _NN, _N, _N), ("referral", "subject"))
-LATE_ENTRIES = _Table("rm_late_entries", LateEntryRow, (_TN, _NN, _TN, _T, _TN, _NN, _NN, _T, _T, _N), ("stream_id", "version"), (("referral",),))
+LATE_ENTRIES = _Table(
+    "rm_late_entries", LateEntryRow, (_TN, _NN, _TN, _T, _TN, _NN, _NN, _T, _T, _N), ("stream_id", "version"), (("referral",),)
+)
 WINDOWS = _Table("rm_windows", WindowRow, (_TN, _NN, _NN), ("referral", "from_us"), (("from_us",),))
 
 #: every table of rows keyed by referral, in the order they are written.
@@ -1294,7 +1296,7 @@ class ReadModels:
         position = 0
         while page := self.ledger.notifications(position, PAGE_SIZE):
             position = page[-1].id
-            found.update((n.originator_id, None) for n in page if n.topic in wanted)
+            found.update((UUID(str(n.originator_id)), None) for n in page if n.topic in wanted)
         unknown = {stream for stream in found if stream not in self._streams}
         if unknown:
             self._streams.update(self._stored_streams(unknown))

@@ -115,7 +115,10 @@ def timeline(
     superseded = {s.version: s for s in history.superseded}
     disputed = {claim.version for claim in history.disputed_claims}
     streams: list[list[_Entry]] = [
-        [(0, event, None, superseded.get(event.originator_version)) for event in business_order(known(events, as_known_at, recorded_only=True))]
+        [
+            (0, event, None, superseded.get(event.originator_version))
+            for event in business_order(known(events, as_known_at, recorded_only=True))
+        ]
     ]
     notes = _amendment_notes(None, streams[0])
     for reference, stream in (subject_events or {}).items():

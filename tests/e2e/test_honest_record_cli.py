@@ -81,7 +81,11 @@ def statuses(run: Run, at: str, *options: str) -> dict[str, str]:
 
 def test_a_referral_closed_before_anyone_assessed_it_is_discharged_not_met(run: Run, tmp_path: Path) -> None:
     # Given a referral closed a day after receipt, before anyone assessed it
-    imported(run, tmp_path, [RECEIVED, line("closed", "2024-05-02T09:00:00Z", "2024-05-02T09:05:00Z", "P-2:manager@U-INTAKE", reason="duplicate")])
+    imported(
+        run,
+        tmp_path,
+        [RECEIVED, line("closed", "2024-05-02T09:00:00Z", "2024-05-02T09:05:00Z", "P-2:manager@U-INTAKE", reason="duplicate")],
+    )
     # When the obligations are asked for a month later
     rows = {row["rule"]: row for row in ok(run("obligations", REF, "--at", "2024-06-01T00:00:00Z", "--json"))["obligations"]}
     # Then the assessment clock was discharged by the closure, never met
@@ -117,7 +121,13 @@ def test_a_correction_changes_answers_from_its_recording_on_and_not_before(run: 
     assert any("Ownership offered to U-OPSA" in s and "corrected by v5" in s for s in summaries)
     assert any("Corrects v2 (ownership_offered): to_unit U-OPSA -> U-OPSB" in s for s in summaries)
     (row,) = ok(run("audit", "corrections", "--json"))["rows"]
-    assert (row["entry_version"], row["field"], row["original"], row["corrected"], row["by_entry_actor"]) == (2, "to_unit", "U-OPSA", "U-OPSB", True)
+    assert (row["entry_version"], row["field"], row["original"], row["corrected"], row["by_entry_actor"]) == (
+        2,
+        "to_unit",
+        "U-OPSA",
+        "U-OPSB",
+        True,
+    )
     assert ok(run("history", REF, "--json"))["amendments"][0]["corrected"] == "U-OPSB"
 
 
@@ -163,7 +173,18 @@ def test_a_due_time_at_or_before_the_event_is_refused_with_the_rule(run: Run, tm
     imported(run, tmp_path, [RECEIVED])
     for args in (
         ("offer", REF, "--to-unit", "U-OPSA", "--at", "2024-05-03T10:00:00Z", "--reply-due", "2024-05-03T10:00:00Z"),
-        ("escalate", REF, "--to-role", "head-of-tasking", "--issue", "x", "--at", "2024-05-03T10:00:00Z", "--decision-due", "2023-05-03T10:00:00Z"),
+        (
+            "escalate",
+            REF,
+            "--to-role",
+            "head-of-tasking",
+            "--issue",
+            "x",
+            "--at",
+            "2024-05-03T10:00:00Z",
+            "--decision-due",
+            "2023-05-03T10:00:00Z",
+        ),
     ):
         result = run(*args, "--late-reason", "paper", "--as", SUPERVISOR)
         assert result.exit_code == 1 and "rule: due-after-event" in result.output, result.output

@@ -52,7 +52,13 @@ KINDS = {
     "custody": (Referral.CustodyTransferred, lambda d: {"to_unit": d(st.sampled_from(UNITS))}),
     "assess": (
         Referral.Assessed,
-        lambda d: {"risk_band": d(st.sampled_from(BANDS)), "immediate_risk": False, "grading": None, "recommended_lead_unit": None, "rationale": "r"},
+        lambda d: {
+            "risk_band": d(st.sampled_from(BANDS)),
+            "immediate_risk": False,
+            "grading": None,
+            "recommended_lead_unit": None,
+            "rationale": "r",
+        },
     ),
     "review": (Referral.ReviewRecorded, lambda d: {"progress": "p", "owner_confirmed": d(st.sampled_from(UNITS)), "next_review_by": None}),
     "close": (Referral.Closed, lambda d: {"reason": "done"}),
@@ -102,12 +108,26 @@ def amended_histories(draw: Any) -> tuple[list[Any], list[Any], list[Any], datet
         if names and draw(st.booleans()):
             chosen = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
             values = {name: draw(VALUES[name]) for name in chosen}
-            amendments.append(event(Referral.EntryCorrected, stream, version, at, at, "U-IN", target_version=target.originator_version, corrected=values, reason="r"))
+            amendments.append(
+                event(
+                    Referral.EntryCorrected,
+                    stream,
+                    version,
+                    at,
+                    at,
+                    "U-IN",
+                    target_version=target.originator_version,
+                    corrected=values,
+                    reason="r",
+                )
+            )
             fixed = object.__new__(type(target))
             object.__setattr__(fixed, "__dict__", {**right[target.originator_version].__dict__, **values})
             right[target.originator_version] = fixed
         else:
-            amendments.append(event(Referral.EntryRetracted, stream, version, at, at, "U-IN", target_version=target.originator_version, reason="r"))
+            amendments.append(
+                event(Referral.EntryRetracted, stream, version, at, at, "U-IN", target_version=target.originator_version, reason="r")
+            )
             del right[target.originator_version]
         at += timedelta(minutes=5)
     return [*originals, *amendments], [right[v] for v in sorted(right)], originals, first_amendment
@@ -115,7 +135,9 @@ def amended_histories(draw: Any) -> tuple[list[Any], list[Any], list[Any], datet
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(amended_histories())
-def test_folds_of_an_amended_history_equal_folds_of_the_history_written_right(case: tuple[list[Any], list[Any], list[Any], datetime]) -> None:
+def test_folds_of_an_amended_history_equal_folds_of_the_history_written_right(
+    case: tuple[list[Any], list[Any], list[Any], datetime],
+) -> None:
     amended, right, originals, first_amendment = case
     later = first_amendment + timedelta(days=400)
     assert ownership_history(amended) == ownership_history(right)
@@ -134,6 +156,16 @@ def test_a_subject_fold_reads_corrections_too() -> None:
         Subject.Triaged, stream, 2, T0 + timedelta(hours=1), T0 + timedelta(hours=1), "U-A",
         risk_tool="RPT", risk_tool_version="1", band="LOW", drivers=[], target_force=None,
     )  # fmt: skip
-    fixed = event(Subject.EntryCorrected, stream, 3, T0 + timedelta(days=1), T0 + timedelta(days=1), "U-A", target_version=2, corrected={"band": "HIGH"}, reason="r")
+    fixed = event(
+        Subject.EntryCorrected,
+        stream,
+        3,
+        T0 + timedelta(days=1),
+        T0 + timedelta(days=1),
+        "U-A",
+        target_version=2,
+        corrected={"band": "HIGH"},
+        reason="r",
+    )
     assert fold_subject([extracted, triaged, fixed]).band == "HIGH"
     assert fold_subject(known([extracted, triaged, fixed], T0 + timedelta(hours=2))).band == "LOW"
