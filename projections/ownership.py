@@ -32,6 +32,7 @@ from typing import Any
 from ledger.errors import InvalidInput, NotFound
 from ledger.knowledge import known
 from ledger.referral import OPEN, LedgerEvent, Offer, Referral, ReferralState, business_order
+from ledger.staff import STAFF_EVENT_TYPES
 from ledger.subject import Subject
 from ledger.values import days, iso
 
@@ -90,6 +91,7 @@ EVENT_TYPES: dict[type[LedgerEvent], str] = {
     Subject.EntryCorrected: "entry_corrected",
     Subject.EntryRetracted: "entry_retracted",
     Subject.EntryAttested: "entry_attested",
+    **STAFF_EVENT_TYPES,
 }
 
 

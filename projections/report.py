@@ -43,6 +43,7 @@ from ledger.knowledge import known
 from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
+from projections.accountable import AccountableSpan, Directory, accountable_spans
 from projections.findings import ReviewFinding, review_findings
 from projections.late_entries import LateEntry, late_entries
 from projections.obligations import BREACHED, DISCHARGED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
@@ -255,6 +256,8 @@ class CaseFile:
     findings: tuple[str, ...] = ()
     #: reviews that confirmed an owner the events do not show at their instant
     review_findings: tuple[ReviewFinding, ...] = ()
+    #: "Accountable people" (empty when no staff directory was given)
+    accountable: tuple[AccountableSpan, ...] = ()
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -282,6 +285,7 @@ def case_file(
     policy: Policy = DEFAULT_POLICY,
     integrity: IntegrityStatement | None = None,
     generated_at: datetime | None = None,
+    directory: Directory | None = None,
 ) -> CaseFile:
     """The case file of one referral at ``at``, from the events recorded by ``as_known_at``."""
     if not referral_events:
@@ -331,6 +335,7 @@ def case_file(
         unowned_days=days(history.unowned_time(at)),
         longest_gap=longest,
         review_findings=tuple(f for f in review_findings(referral_events, as_known_at) if f.occurred_at <= at),
+        accountable=() if directory is None else tuple(accountable_spans(directory, referral_events, obligations, at, policy)),
     )
     return _with_findings(case)
 
