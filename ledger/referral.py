@@ -18,8 +18,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger import knowledge
+from ledger.canonical import GENESIS, event_hash
 from ledger.errors import InvalidInput, RuleViolation
-from ledger.integrity import GENESIS, event_hash
 from ledger.values import DECISION_OUTCOMES, FUTURE_SKEW, LATE_AFTER, RISK_BANDS, Entry, iso, parse_instant
 
 OPEN = "open"

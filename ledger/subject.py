@@ -17,8 +17,8 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.utils import register_topic
 
 from ledger import knowledge
+from ledger.canonical import GENESIS, event_hash
 from ledger.errors import RuleViolation
-from ledger.integrity import GENESIS, event_hash
 from ledger.referral import Amendable, LedgerEvent, business_order, check_clocks, entry_fields
 from ledger.values import Entry, iso
 

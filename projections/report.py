@@ -8,7 +8,7 @@ with (nothing here decides a rule):
 - what the policy asked and whether it was done: ``projections.obligations``;
 - late entries: ``projections.late_entries``; every event with both clocks:
   ``projections.timeline``; where each subject is: ``projections.subjects``;
-- whether the ledger verified, and against which checkpoint: ``ledger.integrity`` (the caller
+- whether the ledger verified, and against which checkpoint: ``ledger.verification`` (the caller
   runs the verification, which reads the database, and hands the result in).
 
 One knowledge basis for the whole document: the events recorded by ``as_known_at`` (all of
@@ -37,12 +37,14 @@ from typing import Any, Final
 
 import jinja2
 
+from ledger.canonical import event_hash
+from ledger.checkpointing import StoredCheckpoint
 from ledger.errors import InvalidInput, LedgerError, NotFound
-from ledger.integrity import StoredCheckpoint, Verification, event_hash
 from ledger.knowledge import known
 from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
+from ledger.verification import Verification
 from projections.accountable import AccountableSpan, Directory, accountable_spans
 from projections.findings import ReviewFinding, review_findings
 from projections.late_entries import LateEntry, late_entries
@@ -129,7 +131,7 @@ def integrity_statement(
 ) -> IntegrityStatement:
     """What the report says about integrity.
 
-    ``verification`` is ``ledger.integrity.verify_ledger``'s result (None: not checked). The
+    ``verification`` is ``ledger.verification.verify_ledger``'s result (None: not checked). The
     checkpoint named is the file the verification was given, else the newest one stored in
     the database (``latest``).
     """

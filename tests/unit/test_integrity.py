@@ -18,27 +18,16 @@ import orjson
 import pytest
 
 from ledger.application import Ledger
+from ledger.canonical import GENESIS, canonical_event, canonical_stored, digest, event_hash
+from ledger.checkpoint import Checkpoint, new_signing_key, parse_public_key
 from ledger.errors import InvalidInput
 from ledger.importing import parse_record
-from ledger.integrity import (
-    GENESIS,
-    Checkpoint,
-    Finding,
-    Verification,
-    _audit_path,
-    _tree_levels,
-    canonical_event,
-    canonical_stored,
-    digest,
-    event_hash,
-    new_signing_key,
-    parse_public_key,
-    verify_rows,
-)
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
+from ledger.proofs import _audit_path, _tree_levels
 from ledger.referral import LedgerEvent
 from ledger.subject import directory_id
 from ledger.values import referral_id, subject_id
+from ledger.verification import Finding, Verification, verify_rows
 from tests.conftest import EXAMPLES
 
 Row = list[Any]
