@@ -20,7 +20,8 @@ from eventsourcing.persistence import IntegrityError, Mapper, Notification, Tran
 
 from ledger.canonical import GENESIS, event_hash
 from ledger.errors import LedgerError, NotFound, RuleViolation
-from ledger.referral import LedgerEvent, Referral
+from ledger.policy import SUPERVISORY_ROLES
+from ledger.referral import Amendable, LedgerEvent, Referral
 from ledger.staff import (
     DIRECTORY_STREAM,
     INDEX_STREAM,
@@ -95,6 +96,8 @@ class Ledger(Application[UUID]):
         self._directory_next: dict[str, tuple[int, str]] = {}
         #: streams looked up and found empty during the open batch (saves a query per new stream)
         self._batch_absent: set[UUID] = set()
+        #: who may attest late entries and correct or retract another's entry (policy [directory])
+        self.supervisory_roles: tuple[str, ...] = SUPERVISORY_ROLES
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
@@ -395,6 +398,31 @@ class Ledger(Application[UUID]):
     @retried
     def close_subject(self, reference: str, stamp: Stamp, subject: str, outcome: str, rationale: str) -> None:
         self._subject_command(reference, stamp, subject, Subject.close, outcome=outcome, rationale=rationale)
+
+    # --- amendments of an earlier entry (a referral's, or with ``subject`` a subject's) ------
+
+    def _amendable(self, reference: str, subject: str | None) -> Amendable:
+        return self.subject(reference, subject) if subject else self.referral(reference)
+
+    @retried
+    def correct_entry(
+        self, reference: str, stamp: Stamp, version: int, fields: dict[str, Any], reason: str, subject: str | None = None
+    ) -> None:
+        found = self._amendable(reference, subject)
+        found.correct(self._entry(stamp), version, fields, reason, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
+
+    @retried
+    def retract_entry(self, reference: str, stamp: Stamp, version: int, reason: str, subject: str | None = None) -> None:
+        found = self._amendable(reference, subject)
+        found.retract(self._entry(stamp), version, reason, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
+
+    @retried
+    def attest_entry(self, reference: str, stamp: Stamp, version: int, statement: str, subject: str | None = None) -> None:
+        found = self._amendable(reference, subject)
+        found.attest(self._entry(stamp), version, statement, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
 
     # --- staff directory commands ---------------------------------------------------
 
