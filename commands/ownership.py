@@ -112,6 +112,8 @@ def history_command(reference: str, at_text: str | None, known_text: str | None,
     """
     from commands.output import emit
     from commands.session import instant_option, session
+    from ledger.knowledge import known
+    from projections.findings import amendments
     from projections.ownership import history_document, ownership_history
 
     ledger = session().ledger
@@ -120,7 +122,17 @@ def history_command(reference: str, at_text: str | None, known_text: str | None,
     events = ledger.referral_events(reference)
     history = ownership_history(events, as_known_at=as_known_at, until=at)
     document, caveat = with_source_clocks(history_document(history, events, at or ledger.clock()), events, as_known_at)
-    text = history_sentence(document) + (f"\nNote: {caveat}." if caveat else "")
+    # the originals stay on the record: show what amended them (as known at K)
+    document["amendments"] = [row.as_row() for row in amendments(reference, None, known(events, as_known_at, recorded_only=True))]
+    text = history_sentence(document)
+    if document["amendments"]:
+        text += "\n" + "\n".join(
+            f"v{a['version']} {a['kind']} of v{a['entry_version']} {a['entry_type']}"
+            + (f": {a['field']} {a['original']} -> {a['corrected']}" if a["field"] else "")
+            + f" ({a['reason']}; {a['by']})"
+            for a in document["amendments"]
+        )
+    text += f"\nNote: {caveat}." if caveat else ""
     emit(fmt, document, rows=history_rows(document), columns=HISTORY_COLUMNS, text=text)
 
 
