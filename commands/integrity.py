@@ -28,21 +28,11 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _write_new(path: Path, data: bytes, private: bool = False) -> None:
-    """Write a file that must not exist yet (a key or checkpoint is never overwritten)."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
-    except FileExistsError:
-        raise click.ClickException(f"{path} already exists; choose another name") from None
-    except OSError as error:
-        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())  # on disk before anything that depends on it is committed
-    except OSError as error:
-        path.unlink(missing_ok=True)
-        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
+    """Write a file that must not exist yet (a key or checkpoint is never overwritten): 0600,
+    never through a symbolic link, on disk before anything that depends on it is committed."""
+    from commands.output import write_out
+
+    write_out(path, data)
 
 
 def _public_key(value: str | None) -> bytes | None:

@@ -164,5 +164,11 @@ def write_out(path: Any, data: bytes, *, force: bool = False) -> None:
         if error.errno == errno.ELOOP:
             raise click.ClickException(f"{safe_line(str(path))} is a symbolic link; refusing to write through it") from None
         raise click.ClickException(f"cannot write {safe_line(str(path))}: {error.strerror}") from None
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before anything that depends on it is committed
+    except OSError as error:
+        os.unlink(path)
+        raise click.ClickException(f"cannot write {safe_line(str(path))}: {error.strerror}") from None
