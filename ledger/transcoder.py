@@ -1,8 +1,21 @@
-"""The library's JSON stored format, written and read with orjson, and a direct mapper.
+"""Event state as JSON, written and read with orjson, and a direct mapper.
 
-Stored state is exactly what eventsourcing's JSONTranscoder writes (instants tagged as
-``{"_type_": "datetime_iso", "_data_": iso}``), so either transcoder reads what the other
-wrote; orjson does it several times faster, which the import and verify paths need.
+What it guarantees, for the fields ledger events carry (str, int, float, bool, None, lists,
+dicts with string keys, ``datetime`` and ``Decimal``): the bytes are JSON in the shape
+eventsourcing's ``JSONTranscoder`` writes, instants tagged ``{"_type_": "datetime_iso",
+"_data_": iso}`` and decimals ``{"_type_": "decimal_str", "_data_": text}``, so the library's
+transcoder reads what this one wrote, and this one reads what the library wrote for those
+types. orjson does it several times faster, which the import and verify paths need.
+
+What it does not do (by design; the library's own TranscoderTestCase names each case):
+
+- a tuple is written as a plain JSON list (the library tags ``tuple_as_list``) and read back
+  as a list; events hold lists, never tuples;
+- a UUID is written as its string by orjson (the library tags ``uuid_hex``) and read back as a
+  string; events name streams by their text;
+- there is no registry of custom transcodings: any other type is refused with TypeError
+  (dataclasses excepted, which orjson writes as objects and which come back as dicts);
+- a dict whose only keys are ``_type_`` and ``_data_`` is read as a tag.
 """
 
 from __future__ import annotations
