@@ -13,6 +13,8 @@ What it does not do (by design; the library's own TranscoderTestCase names each 
   as a list; events hold lists, never tuples;
 - a UUID is written as its string by orjson (the library tags ``uuid_hex``) and read back as a
   string; events name streams by their text;
+- a subclass of dict, list, str or int is written and read as the plain type (the library
+  keeps or tags some of them);
 - there is no registry of custom transcodings: any other type is refused with TypeError
   (dataclasses excepted, which orjson writes as objects and which come back as dicts);
 - a dict whose only keys are ``_type_`` and ``_data_`` is read as a tag.
