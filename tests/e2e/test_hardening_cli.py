@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,7 @@ def test_the_markdown_case_file_escapes_html(tmp_path: Path) -> None:
     assert receive(db).exit_code == 0
     hostile = "<script>alert(1)</script><img src=x onerror=alert(1)>"
     assert run("--db", db, "--as", INTAKE, "note", "R-1", "--text", hostile).exit_code == 0
+    time.sleep(1.1)  # the report's default instant is now, to the second: the note must be before it
     page = run("--db", db, "report", "R-1", "--format", "md", "--out", "-", "--no-verify").stdout
     assert "<script>" not in page and "<img" not in page and "&lt;script&gt;" in page
 

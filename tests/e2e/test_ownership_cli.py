@@ -105,6 +105,7 @@ def test_owner_as_known_now(run: Run) -> None:
                 "line": 3,
             }
         ],
+        "source_clocks": None,  # as known now: nothing rests on a source system's clock alone
     }
 
 
