@@ -142,7 +142,7 @@ def witness(run: Run, tmp_path: Path, name: str, note: Path, log: Path, *extra: 
 
 def test_two_witnesses_cosign_and_the_second_refuses_a_split_view(run: Run, tmp_path: Path, database_url: str) -> None:
     log = keygen(tmp_path, "ledger")
-    w1, w2 = keygen(tmp_path, "w1"), keygen(tmp_path, "w2")
+    keygen(tmp_path, "w1"), keygen(tmp_path, "w2")
     run("import", "--historical", str(EXAMPLES / "cybertip.jsonl"))
     first = tmp_path / "first.note"
     checkpoint(run, log, first)
