@@ -13,9 +13,11 @@ the same size (a split view) is refused. See docs/FORMAT-checkpoints.md.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time as clock
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -236,31 +238,59 @@ def witness_cosign(
     if body.size == 0 and body.root != EMPTY_ROOT:
         raise WitnessRefused("a checkpoint of size 0 must have the empty tree's root")
     _make_state_dir(state)
-    kept = _state_file(state, body.origin)
+    # tlog-witness: checking against the state and replacing it are one step (a lock per state directory)
+    with _locked(state):
+        return _cosign_locked(note, body, key, witness, witness_name, _state_file(state, body.origin), log, proof, now)
+
+
+@contextmanager
+def _locked(state: Path) -> Iterator[None]:
+    try:
+        descriptor = os.open(state / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise InvalidInput(f"cannot lock the witness state directory {state}: {error.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _cosign_locked(
+    note: SignedNote,
+    body: CheckpointBody,
+    key: Any,
+    witness: VerifierKey,
+    witness_name: str,
+    kept: Path,
+    log: VerifierKey,
+    proof: bytes | None,
+    now: int | None,
+) -> Cosigned:
     old = _read_state(kept, log)
     old_size = old.size if old else 0
+    if old is not None and body.size < old.size:
+        raise WitnessRefused(f"this witness already cosigned size {old.size}; a checkpoint of size {body.size} would roll it back")
+    if old is not None and body.size == old.size and body.root != old.root:
+        raise WitnessRefused(
+            f"this witness already cosigned a different checkpoint of size {body.size} for {body.origin}: a split view; not cosigned"
+        )
+    hashes: list[bytes] = []
     if proof is not None:
         proof_size, hashes = parse_consistency_proof(proof)
         if proof_size != old_size:
             raise InvalidInput(f"this witness last cosigned size {old_size} for {body.origin}; the proof starts from {proof_size}")
-    else:
-        hashes = []
-        if old is not None and old_size not in (0, body.size):
-            raise InvalidInput(
-                f"this witness last cosigned size {old_size} for {body.origin}: give --proof, a consistency proof from it "
-                f"(refledger consistency OLD NEW --out PROOF)"
-            )
-    if old is not None:
-        if body.size < old.size:
-            raise WitnessRefused(f"this witness already cosigned size {old.size}; a checkpoint of size {body.size} would roll it back")
-        if body.size == old.size and body.root != old.root:
-            raise WitnessRefused(
-                f"this witness already cosigned a different checkpoint of size {body.size} for {body.origin}: a split view; not cosigned"
-            )
-        if not verify_consistency(old.size, body.size, old.root, body.root, hashes):
-            raise WitnessRefused(
-                f"the consistency proof from size {old.size} to {body.size} does not verify: the log was rewritten; not cosigned"
-            )
+    elif old_size not in (0, body.size):
+        raise InvalidInput(
+            f"this witness last cosigned size {old_size} for {body.origin}: give --proof, a consistency proof from it "
+            f"(refledger consistency OLD NEW --out PROOF)"
+        )
+    if old_size == 0 and hashes:
+        raise InvalidInput("this witness has cosigned nothing for this ledger yet: no proof is needed, and one from size 0 is empty")
+    if old is not None and not verify_consistency(old.size, body.size, old.root, body.root, hashes):
+        raise WitnessRefused(
+            f"the consistency proof from size {old.size} to {body.size} does not verify: the log was rewritten; not cosigned"
+        )
     timestamp = now if now is not None else int(clock.time())
     signature = cosign(note, witness_name, key, timestamp)
     _write_state(kept, CheckpointBody(body.origin, body.size, body.root, body.extensions), note)

@@ -69,7 +69,9 @@ def test_go_verifies_our_checkpoint_note(notecheck: Path, ledger: tuple[Path, Pa
     assert origin.startswith("referral-ledger/") and int(size) == 49 and len(base64.b64decode(root)) == 32
 
 
-def test_go_refuses_our_note_when_altered_or_with_another_key(notecheck: Path, ledger: tuple[Path, Path, Path, str], tmp_path: Path) -> None:
+def test_go_refuses_our_note_when_altered_or_with_another_key(
+    notecheck: Path, ledger: tuple[Path, Path, Path, str], tmp_path: Path
+) -> None:
     _db, _key, note, vkey = ledger
     altered = tmp_path / "altered.note"
     altered.write_text(note.read_text().replace("\n49\n", "\n48\n"))
@@ -78,7 +80,9 @@ def test_go_refuses_our_note_when_altered_or_with_another_key(notecheck: Path, l
     assert go(notecheck, "verify", other, str(note)).returncode == 1
 
 
-def test_go_still_verifies_a_witnessed_note_ignoring_the_cosignatures(notecheck: Path, ledger: tuple[Path, Path, Path, str], tmp_path: Path) -> None:
+def test_go_still_verifies_a_witnessed_note_ignoring_the_cosignatures(
+    notecheck: Path, ledger: tuple[Path, Path, Path, str], tmp_path: Path
+) -> None:
     db, key, note, vkey = ledger
     witness = tmp_path / "w.pem"
     refledger(db, "keygen", "--out", str(witness))

@@ -183,7 +183,7 @@ def test_two_witnesses_cosign_and_the_second_refuses_a_split_view(run: Run, tmp_
     assert "give --proof" in needs_proof.stderr
     line = witness(run, tmp_path, "w1", honest, log, "--proof", str(proof)).stdout
     assert line.startswith("\u2014 audit.example/w1 ") and line.endswith("\n") and line.count("\n") == 1
-    state_before = (tmp_path / "w2-state").iterdir().__next__().read_bytes()
+    state_before = next((tmp_path / "w2-state").glob("*.checkpoint")).read_bytes()
     # When an insider rewrites an early event and takes a fresh checkpoint of the same size
     rewrite(database_url, position=2)
     forked = tmp_path / "forked.note"
@@ -195,7 +195,7 @@ def test_two_witnesses_cosign_and_the_second_refuses_a_split_view(run: Run, tmp_
     refused = witness(run, tmp_path, "w2", forked, log, "--proof", str(proof), exit_code=3)
     # Then it refuses to cosign and keeps the state it had
     assert refused.stderr.startswith("Refused: the consistency proof from size 49 to 52 does not verify")
-    assert (tmp_path / "w2-state").iterdir().__next__().read_bytes() == state_before
+    assert next((tmp_path / "w2-state").glob("*.checkpoint")).read_bytes() == state_before
     # and the first witness, which cosigned the honest checkpoint of that size, calls it a split view
     same_size = witness(run, tmp_path, "w1", forked, log, exit_code=3)
     assert "a split view" in same_size.stderr
