@@ -241,7 +241,7 @@ def _verification_text(result: Any) -> str:
     lines.append(f"Merkle root of {result.events} events: {result.root}")
     for check in ([result.checkpoint] if result.checkpoint else []) + list(getattr(result, "others", ())):
         stands = "the ledger extends it" if check.extends else "the ledger does NOT extend it"
-        at = f" at {check.checkpoint.time}" if check.checkpoint.time else ""
+        at = "" if getattr(check.checkpoint, "note", None) else f" at {check.checkpoint.time}"
         lines.append(f"Checkpoint of {check.checkpoint.size} events{at} (signature: {check.signature}): {stands}.")
     if result.stored_checked:
         lines.append(f"Checkpoints stored in the database: {result.stored_matching} of {result.stored_checked} match.")

@@ -13,6 +13,7 @@ the same size (a split view) is refused. See docs/FORMAT-checkpoints.md.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import os
 import time as clock
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from ledger.storage import Database
 
 ORIGIN_PREFIX = "referral-ledger/"
+#: what a report says for a signed note's time: the note does not state one
+NOTE_TIME = "a time the signed note does not state"
 
 
 class WitnessRefused(LedgerError):
@@ -81,7 +84,9 @@ def checkpoint_from_note(note: SignedNote, source: str) -> NoteCheckpoint:
     body = parse_checkpoint_body(note.text, source)
     ledger = body.origin.removeprefix(ORIGIN_PREFIX)
     known = ledger if body.origin.startswith(ORIGIN_PREFIX) and len(ledger) == 64 else None
-    return NoteCheckpoint(body.size, body.root.hex(), "", known, origin=body.origin, note=note)
+    # ``signature``: the first signature line's payload, so a reader sees the note is signed
+    first = base64.b64encode(note.signatures[0].key_id + note.signatures[0].signature).decode()
+    return NoteCheckpoint(body.size, body.root.hex(), NOTE_TIME, known, first, origin=body.origin, note=note)
 
 
 def load_checkpoint(data: bytes, source: str) -> Checkpoint:
