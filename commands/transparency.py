@@ -17,7 +17,6 @@ from commands.output import emit, output_options
 from commands.session import FindingsExit, session
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
-_EXISTING = click.Path(dir_okay=False, exists=True, path_type=Path)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -87,8 +86,8 @@ def _witness_text(witnessed: Any) -> str:
 
 
 @click.command("consistency")
-@click.argument("old", type=_EXISTING, metavar="OLD")
-@click.argument("new", type=_EXISTING, metavar="NEW")
+@click.argument("old", type=_FILE, metavar="OLD")
+@click.argument("new", type=_FILE, metavar="NEW")
 @click.option("--out", "out", type=_FILE, required=True, metavar="PROOF", help="The proof file to create.")
 @output_options(tabular=False)
 def consistency(old: Path, new: Path, out: Path, fmt: str | None) -> None:
@@ -121,9 +120,9 @@ def consistency(old: Path, new: Path, out: Path, fmt: str | None) -> None:
 
 
 @click.command("verify-consistency")
-@click.argument("old", type=_EXISTING, metavar="OLD")
-@click.argument("new", type=_EXISTING, metavar="NEW")
-@click.argument("proof", type=_EXISTING, metavar="PROOF")
+@click.argument("old", type=_FILE, metavar="OLD")
+@click.argument("new", type=_FILE, metavar="NEW")
+@click.argument("proof", type=_FILE, metavar="PROOF")
 @click.option("--public-key", metavar="PUB", help="The public key both checkpoints must be signed with (PEM file, or 64 hex characters).")
 @output_options(tabular=False)
 def verify_consistency_command(old: Path, new: Path, proof: Path, public_key: str | None, fmt: str | None) -> None:
@@ -166,12 +165,12 @@ def witness() -> None:
 
 
 @witness.command("cosign")
-@click.argument("checkpoint_file", type=_EXISTING, metavar="CHECKPOINT")
-@click.option("--key", type=_EXISTING, required=True, metavar="KEY", help="The witness's Ed25519 private key (from refledger keygen).")
+@click.argument("checkpoint_file", type=_FILE, metavar="CHECKPOINT")
+@click.option("--key", type=_FILE, required=True, metavar="KEY", help="The witness's Ed25519 private key (from refledger keygen).")
 @click.option("--name", "name", required=True, metavar="NAME", help="The witness's name, e.g. audit.example/witness (no spaces or '+').")
 @click.option(
     "--state",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     required=True,
     metavar="DIR",
     help="The witness's state directory: the last checkpoint it cosigned, per ledger.",
@@ -179,7 +178,7 @@ def witness() -> None:
 @click.option("--log-key", required=True, metavar="PUB", help="The ledger's public key (PEM file, or 64 hex characters).")
 @click.option(
     "--proof",
-    type=_EXISTING,
+    type=_FILE,
     metavar="PROOF",
     help="Consistency proof from the last checkpoint this witness cosigned (refledger consistency); "
     "not needed the first time or for the same size.",

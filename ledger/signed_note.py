@@ -152,11 +152,6 @@ def parse_note(data: bytes, source: str = "the note") -> SignedNote:
     return SignedNote(body, tuple(signatures))
 
 
-def looks_like_note(data: bytes) -> bool:
-    """True when the data has the shape of a signed note (a blank line, then an em-dash line)."""
-    return b"\n\n\xe2\x80\x94 " in data
-
-
 # --- signing and checking ----------------------------------------------------------
 
 

@@ -35,7 +35,6 @@ from ledger.signed_note import (
     check_signature,
     cosign,
     format_consistency_proof,
-    looks_like_note,
     parse_checkpoint_body,
     parse_consistency_proof,
     parse_note,
@@ -91,9 +90,9 @@ def checkpoint_from_note(note: SignedNote, source: str) -> NoteCheckpoint:
 
 def load_checkpoint(data: bytes, source: str) -> Checkpoint:
     """A checkpoint file in either form: a C2SP signed note, or the JSON ``checkpoint`` writes."""
-    if looks_like_note(data):
-        return checkpoint_from_note(parse_note(data, source), source)
-    return Checkpoint.from_json(data, source)
+    if data.lstrip().startswith(b"{"):
+        return Checkpoint.from_json(data, source)
+    return checkpoint_from_note(parse_note(data, source), source)
 
 
 def checkpoint_note(checkpoint: Checkpoint, private_key_pem: bytes) -> SignedNote:
@@ -303,12 +302,12 @@ def _cosign_locked(
 
 
 def _make_state_dir(state: Path) -> None:
+    if state.exists() and not state.is_dir():
+        raise InvalidInput(f"the witness state directory {state} is not a directory")
     try:
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
         raise InvalidInput(f"cannot use the witness state directory {state}: {error.strerror}") from None
-    if not state.is_dir():
-        raise InvalidInput(f"the witness state directory {state} is not a directory")
 
 
 def _read_state(path: Path, log: VerifierKey) -> CheckpointBody | None:

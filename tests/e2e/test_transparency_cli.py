@@ -232,3 +232,67 @@ def _proof_file(run: Run, tmp_path: Path) -> Path:
     path = tmp_path / "R-2024-0311.proof.json"
     run("proof", "R-2024-0311", "--out", str(path))
     return path
+
+
+def test_bad_inputs_are_one_line_errors_and_write_nothing(run: Run, tmp_path: Path) -> None:
+    log, witness_key = keygen(tmp_path, "ledger"), keygen(tmp_path, "w")
+    run("import", "--historical", str(EXAMPLES / "cybertip.jsonl"))
+    good = tmp_path / "good.note"
+    checkpoint(run, log, good)
+    proof = tmp_path / "good.proof"
+    run("consistency", str(good), str(good), "--out", str(proof))
+    files = {
+        "truncated.note": good.read_bytes()[:100],
+        "garbled.note": b"x\n\n\xe2\x80\x94 a b\n",
+        "truncated.proof": b"old 4",
+        "hashless.proof": b"old 4\nAAAA\n",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    t = str(tmp_path)
+    cases = [
+        (("verify", "--checkpoint", f"{t}/truncated.note", "--public-key", f"{log}.pub"), "does not end in a newline"),
+        (("verify", "--checkpoint", f"{t}/garbled.note", "--public-key", f"{log}.pub"), "not base64"),
+        (("verify", "--checkpoint", str(good)), "give --public-key"),
+        (("verify", "--checkpoint", str(good), "--public-key", f"{log}.pub", "--witness-key", "nonsense"), "not a verifier key"),
+        (("verify", "--checkpoint", str(good), "--public-key", f"{log}.pub", "--witnesses", "1"), "give --witness-key"),
+        (("verify-consistency", str(good), str(good), f"{t}/truncated.proof", "--public-key", f"{log}.pub"), "does not end in a newline"),
+        (("verify-consistency", str(good), str(good), f"{t}/hashless.proof", "--public-key", f"{log}.pub"), "32-byte hash"),
+        (("verify-consistency", str(good), str(good), f"{t}/absent.proof", "--public-key", f"{log}.pub"), "cannot read the proof"),
+        (("consistency", str(good), f"{t}/absent.note", "--out", f"{t}/out.proof"), "cannot read the checkpoint"),
+        (
+            ("witness", "cosign", str(good), "--key", f"{log}.pub", "--name", "a/w", "--state", f"{t}/s", "--log-key", f"{log}.pub"),
+            "private key",
+        ),
+        (
+            ("witness", "cosign", str(good), "--key", str(witness_key), "--name", "a w", "--state", f"{t}/s", "--log-key", f"{log}.pub"),
+            "key name",
+        ),
+        (
+            ("witness", "cosign", str(good), "--key", str(witness_key), "--name", "a/w", "--state", str(good), "--log-key", f"{log}.pub"),
+            "not a directory",
+        ),
+        (("checkpoint", "--note", f"{t}/unsigned.note"), "give --key"),
+    ]
+    for args, says in cases:
+        result = run(*args, exit_code=1)
+        assert result.stderr.startswith("Error: ") and says in result.stderr and result.stderr.count("\n") == 1, (args, result.stderr)
+    assert not (tmp_path / "out.proof").exists() and not (tmp_path / "s").exists() and not (tmp_path / "unsigned.note").exists()
+    # a witness shown a checkpoint the log key did not sign refuses (a verification failure, exit 3)
+    stranger = keygen(tmp_path, "stranger")
+    refused = run(
+        "witness",
+        "cosign",
+        str(good),
+        "--key",
+        str(witness_key),
+        "--name",
+        "a/w",
+        "--state",
+        f"{t}/s",
+        "--log-key",
+        f"{stranger}.pub",
+        exit_code=3,
+    )
+    assert refused.stderr.startswith("Refused: the log's signature")
+    assert not list((tmp_path / "s").glob("*.checkpoint"))
