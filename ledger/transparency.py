@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger.errors import InvalidInput, LedgerError
-from ledger.integrity import Checkpoint, LedgerTampered, _leaf_of_row, _load_private_key
+from ledger.integrity import _SIGNATURE_PROBLEMS, Checkpoint, LedgerTampered, _leaf_of_row, _load_private_key
 from ledger.merkle import EMPTY_ROOT, consistency_proof, verify_consistency
 from ledger.signed_note import (
     COSIGNATURE,
@@ -174,7 +174,7 @@ def check_consistency(old: Checkpoint, new: Checkpoint, proof: bytes, public_key
     statuses = (old.signature_status(public_key), new.signature_status(public_key))
     for which, status in zip(("old", "new"), statuses, strict=True):
         if status in ("invalid", "wrong-key") or (status == "unsigned" and public_key is not None):
-            findings.append(f"the {which} checkpoint's signature: {_SIGNATURE_WORDS[status]}")
+            findings.append(f"the {which} checkpoint: {_SIGNATURE_PROBLEMS[status]}")
     if old.ledger is not None and new.ledger is not None and old.ledger != new.ledger:
         findings.append("the two checkpoints name different ledgers")
     if old.size > new.size:
@@ -188,13 +188,6 @@ def check_consistency(old: Checkpoint, new: Checkpoint, proof: bytes, public_key
             "the ledger was rewritten between them, or the proof is of other checkpoints"
         )
     return ConsistencyCheck(old, new, statuses, len(hashes), tuple(findings))
-
-
-_SIGNATURE_WORDS = {
-    "invalid": "it does not verify (altered, or signed by another key than it names)",
-    "wrong-key": "it is not signed by the public key given",
-    "unsigned": "a public key was given but the checkpoint is not signed",
-}
 
 
 # --- witnesses ---------------------------------------------------------------------
