@@ -239,7 +239,7 @@ def _verification_text(result: Any) -> str:
         if result.findings_total > 20:
             lines.append(f"  … and {result.findings_total - 20} more (--json lists the first 100)")
     lines.append(f"Merkle root of {result.events} events: {result.root}")
-    for check in ([result.checkpoint] if result.checkpoint else []) + list(getattr(result, "others", ())):
+    for check in ([result.checkpoint] if result.checkpoint else []) + list(result.others):
         stands = "the ledger extends it" if check.extends else "the ledger does NOT extend it"
         at = "" if getattr(check.checkpoint, "note", None) else f" at {check.checkpoint.time}"
         lines.append(f"Checkpoint of {check.checkpoint.size} events{at} (signature: {check.signature}): {stands}.")
