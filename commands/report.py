@@ -118,6 +118,8 @@ def report_command(
     subjects = ledger.subject_events(reference)
     verification = None if no_verify else verify_ledger(ledger, database, checkpoint, pinned)
     latest = None if no_verify else latest_checkpoint(ledger, database)
+    from projections.accountable import Directory
+
     case = case_file(
         events,
         subjects,
@@ -126,6 +128,7 @@ def report_command(
         policy=current.policy,
         integrity=integrity_statement(verification, latest, events, pinned),
         generated_at=ledger.clock().replace(microsecond=0),
+        directory=Directory(ledger, as_known_at),
     )
     document = render(case, chosen)
     written = None

@@ -85,7 +85,7 @@ def event_hash(event: Any) -> str:
 
 #: topics of the streams whose events carry ``prev_hash``; other streams (the subject
 #: directory logs) are covered by the Merkle tree only.
-CHAINED_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.")
+CHAINED_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.", "refledger:Unit.", "refledger:Person.", "refledger:StaffDirectory.")
 CHECKPOINT_FIELDS = ("size", "root", "time", "ledger", "signature", "public_key")
 PROOF_FORMAT = "refledger-proof/1"
 #: findings kept in full; beyond this only the count grows (a wholly rewritten ledger

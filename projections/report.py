@@ -42,6 +42,7 @@ from ledger.integrity import StoredCheckpoint, Verification, event_hash
 from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
+from projections.accountable import AccountableSpan, Directory, accountable_spans
 from projections.late_entries import LateEntry, late_entries
 from projections.obligations import BREACHED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
 from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history, visible
@@ -249,6 +250,8 @@ class CaseFile:
     unowned_days: float
     longest_gap: Gap | None
     findings: tuple[str, ...] = ()
+    #: "Accountable people" (empty when no staff directory was given)
+    accountable: tuple[AccountableSpan, ...] = ()
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -276,6 +279,7 @@ def case_file(
     policy: Policy = DEFAULT_POLICY,
     integrity: IntegrityStatement | None = None,
     generated_at: datetime | None = None,
+    directory: Directory | None = None,
 ) -> CaseFile:
     """The case file of one referral at ``at``, from the events recorded by ``as_known_at``."""
     if not referral_events:
@@ -323,6 +327,7 @@ def case_file(
         owned_days=days(history.owned_time(at)),
         unowned_days=days(history.unowned_time(at)),
         longest_gap=longest,
+        accountable=() if directory is None else tuple(accountable_spans(directory, referral_events, obligations, at, policy)),
     )
     return _with_findings(case)
 
