@@ -120,7 +120,7 @@ def main() -> None:
     from owner_query import import_all, ledger_files
 
     from ledger.importing import import_lines
-    from ledger.storage import open_ledger
+    from ledger.wiring import open_ledger
 
     OUT.mkdir(exist_ok=True)
     db = OUT / f"accountable-{args.events}.sqlite"

@@ -29,8 +29,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from verify import fresh, parts  # noqa: E402
 
+from ledger.checkpoint import new_signing_key  # noqa: E402
+from ledger.checkpointing import make_checkpoint  # noqa: E402
 from ledger.importing import import_file  # noqa: E402
-from ledger.integrity import make_checkpoint, new_signing_key, verify_ledger  # noqa: E402
 from ledger.signed_note import parse_note  # noqa: E402
 from ledger.storage import open_ledger  # noqa: E402
 from ledger.transparency import (  # noqa: E402
@@ -42,6 +43,7 @@ from ledger.transparency import (  # noqa: E402
     prove_consistency,
     witness_cosign,
 )
+from ledger.verification import verify_ledger  # noqa: E402
 
 
 def median_seconds(action: Callable[[], Any], repeat: int) -> tuple[float, Any]:

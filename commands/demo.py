@@ -372,7 +372,7 @@ def demo(folder: Path) -> None:
     """
     from cli import main
     from ledger.importing import import_lines
-    from ledger.storage import open_ledger
+    from ledger.wiring import open_ledger
 
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "ledger.sqlite"

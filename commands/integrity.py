@@ -1,6 +1,6 @@
 """Integrity commands: keygen, checkpoint, verify, proof, verify-proof.
 
-Thin: read the files the user names, call ``ledger.integrity``, render through ``emit``.
+Thin: read the files the user names, call ``ledger.checkpointing``, ``ledger.verification`` and ``ledger.proofs``, render through ``emit``.
 ``verify`` and ``verify-proof`` exit 3 when the record does not hold (FindingsExit).
 """
 
@@ -44,7 +44,7 @@ def _write_new(path: Path, data: bytes, private: bool = False) -> None:
 
 def _public_key(value: str | None) -> bytes | None:
     """--public-key: a PEM file, a file holding 64 hex characters, or the 64 hex characters."""
-    from ledger.integrity import parse_public_key
+    from ledger.checkpoint import parse_public_key
 
     if value is None:
         return None
@@ -67,7 +67,7 @@ def keygen(out: Path, fmt: str | None) -> None:
     Example:
       refledger keygen --out checkpoint-key.pem
     """
-    from ledger.integrity import new_signing_key
+    from ledger.checkpoint import new_signing_key
 
     private, public_pem, public_hex = new_signing_key()
     public_path = out.with_name(out.name + ".pub")
@@ -111,7 +111,8 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, note: Pa
     Example:
       refledger checkpoint --key checkpoint-key.pem --note checkpoints/2024-04-30.note
     """
-    from ledger.integrity import LedgerTampered, checkpoint_leaves, make_checkpoint
+    from ledger.checkpointing import checkpoint_leaves, make_checkpoint
+    from ledger.errors import LedgerTampered
 
     pem = _read(key, "key") if key is not None else None
     if note is not None and pem is None:
@@ -156,7 +157,7 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, note: Pa
 
 def _write_note(path: Path, made: Any, pem: bytes) -> str:
     """Write the checkpoint as a signed note; return the verifier key standard tools take."""
-    from ledger.integrity import parse_public_key
+    from ledger.checkpoint import parse_public_key
     from ledger.transparency import checkpoint_note, log_verifier_key
 
     _write_new(path, checkpoint_note(made, pem).encode())
@@ -198,8 +199,8 @@ def verify(
     Example:
       refledger verify --checkpoint checkpoints/2024-04-30.note --public-key checkpoint-key.pem.pub
     """
-    from ledger.integrity import verify_ledger
     from ledger.storage import append_only_guard_state, resolve_database
+    from ledger.verification import verify_ledger
 
     found = _load_checkpoints(checkpoint_files)
     pinned = _public_key(public_key)
@@ -265,7 +266,8 @@ def proof(reference: str, out: Path | None, fmt: str | None) -> None:
     Example:
       refledger proof R-2024-0311 --out R-2024-0311.proof.json
     """
-    from ledger.integrity import LedgerTampered, export_proof
+    from ledger.errors import LedgerTampered
+    from ledger.proofs import export_proof
 
     if out is not None and out.exists():
         raise click.ClickException(f"{out} already exists; choose another name")
@@ -324,7 +326,7 @@ def verify_proof_command(
       refledger verify-proof R-2024-0311.proof.json --public-key checkpoint-key.pem.pub
     """
     from ledger.errors import InvalidInput
-    from ledger.integrity import verify_proof
+    from ledger.proofs import verify_proof
 
     try:
         document = orjson.loads(_read(file, "proof file"))

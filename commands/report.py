@@ -1,6 +1,6 @@
 """``refledger report REF``: the investigator's case file (HTML, Markdown, PDF).
 
-Thin: read the referral's events, verify the ledger (``ledger.integrity``), build the case
+Thin: read the referral's events, verify the ledger (``ledger.verification``), build the case
 file with ``projections.report`` and write it; the summary goes through ``emit``.
 """
 
@@ -92,8 +92,9 @@ def report_command(
       refledger report R-2012-0716 --pdf case-file.pdf --checkpoint checkpoint.json --public-key auditor.key.pub
     """
     from commands.integrity import _public_key, _read
-    from ledger.integrity import latest_checkpoint, verify_ledger
+    from ledger.checkpointing import latest_checkpoint
     from ledger.transparency import load_checkpoint
+    from ledger.verification import verify_ledger
     from projections.report import HTML, MARKDOWN, ChromiumMissing, case_file, find_chromium, integrity_statement, render
 
     if out is None and pdf is None:

@@ -102,7 +102,7 @@ def consistency(old: Path, new: Path, out: Path, fmt: str | None) -> None:
     Example:
       refledger consistency checkpoints/2024-04-30.note checkpoints/2024-05-31.note --out 04-to-05.proof
     """
-    from ledger.integrity import LedgerTampered
+    from ledger.errors import LedgerTampered
     from ledger.transparency import prove_consistency
 
     old_point, new_point = _load_checkpoints((old, new))

@@ -15,11 +15,12 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog, project_aggregate
-from eventsourcing.domain import Aggregate, DomainEvent
+from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
 
 from ledger.errors import LedgerError, NotFound, RuleViolation
-from ledger.referral import LedgerEvent, Referral
+from ledger.policy import SUPERVISORY_ROLES
+from ledger.referral import Amendable, LedgerEvent, Referral
 from ledger.staff import (
     DIRECTORY_STREAM,
     INDEX_STREAM,
@@ -40,6 +41,8 @@ from ledger.values import Entry, Stamp, iso, referral_id, subject_id, utcnow
 
 A = TypeVar("A", bound=Aggregate)
 L = TypeVar("L", bound=DomainEvent)
+#: reads the events of many streams (each in version order) in one go: (application, stream ids) → events
+StreamReader = Callable[[Application[UUID], Sequence[UUID]], dict[UUID, list[DomainEventProtocol[UUID]]]]
 C = TypeVar("C", bound=Callable[..., Any])
 
 #: how often a command is re-run when another recording got to the same stream first
@@ -71,19 +74,29 @@ def retried(command: C) -> C:
     return cast(C, run)
 
 
+def _read_one_by_one(application: Application[UUID], stream_ids: Sequence[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+    return {i: list(application.events.get(i)) for i in stream_ids}
+
+
 class Ledger(Application[UUID]):
     """Records every action on referrals and their subjects as immutable events."""
 
     name = "Ledger"
 
-    def __init__(self, env: dict[str, str] | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, clock: Callable[[], datetime] = utcnow, stream_reader: StreamReader | None = None
+    ) -> None:
         super().__init__(env)
         self.clock = clock
+        #: reads many streams at once; the wiring gives the database's bulk reader
+        self._read_streams: StreamReader = stream_reader or _read_one_by_one
         self._batch: dict[UUID, Aggregate] | None = None
         self._batch_logged: list[DomainEvent] = []
         self._directory_next: dict[str, int] = {}
         #: streams looked up and found empty during the open batch (saves a query per new stream)
         self._batch_absent: set[UUID] = set()
+        #: who may attest late entries and correct or retract another's entry (policy [directory])
+        self.supervisory_roles: tuple[str, ...] = SUPERVISORY_ROLES
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
@@ -157,10 +170,8 @@ class Ledger(Application[UUID]):
         """
         if self._batch is None:
             raise RuntimeError("preload works inside batch() only")
-        from ledger.storage import read_streams  # storage builds Ledgers, so it imports this module
-
         wanted = [i for i in dict.fromkeys(stream_ids) if i not in self._batch and i not in self._batch_absent]
-        for stream_id, events in read_streams(self, wanted).items():
+        for stream_id, events in self._read_streams(self, wanted).items():
             aggregate = project_aggregate(None, events) if events else None
             if isinstance(aggregate, Aggregate):
                 self._batch[stream_id] = aggregate
@@ -338,21 +349,17 @@ class Ledger(Application[UUID]):
 
     def subject_events(self, reference: str) -> dict[str, list[LedgerEvent]]:
         """Each subject of a referral → its events in recording order (one query for them all)."""
-        from ledger.storage import read_streams  # storage builds Ledgers, so it imports this module
-
         subjects = {subject_id(reference, subject): subject for subject in self.subject_refs(reference)}
-        streams = read_streams(self, list(subjects))
+        streams = self._read_streams(self, list(subjects))
         return {subject: [e for e in streams[sid] if isinstance(e, LedgerEvent)] for sid, subject in subjects.items()}
 
     def subject_events_of(self, references: Sequence[str]) -> dict[str, dict[str, list[LedgerEvent]]]:
         """``subject_events`` for many referrals in two queries (their directories, then every subject)."""
-        from ledger.storage import read_streams  # storage builds Ledgers, so it imports this module
-
-        directories = read_streams(self, [directory_id(reference) for reference in references])
+        directories = self._read_streams(self, [directory_id(reference) for reference in references])
         listed = {
             reference: [e.subject for e in directories[directory_id(reference)] if isinstance(e, SubjectListed)] for reference in references
         }
-        streams = read_streams(self, [subject_id(r, s) for r, subjects in listed.items() for s in subjects])
+        streams = self._read_streams(self, [subject_id(r, s) for r, subjects in listed.items() for s in subjects])
         return {
             r: {s: [e for e in streams[subject_id(r, s)] if isinstance(e, LedgerEvent)] for s in subjects} for r, subjects in listed.items()
         }
@@ -387,6 +394,31 @@ class Ledger(Application[UUID]):
     @retried
     def close_subject(self, reference: str, stamp: Stamp, subject: str, outcome: str, rationale: str) -> None:
         self._subject_command(reference, stamp, subject, Subject.close, outcome=outcome, rationale=rationale)
+
+    # --- amendments of an earlier entry (a referral's, or with ``subject`` a subject's) ------
+
+    def _amendable(self, reference: str, subject: str | None) -> Amendable:
+        return self.subject(reference, subject) if subject else self.referral(reference)
+
+    @retried
+    def correct_entry(
+        self, reference: str, stamp: Stamp, version: int, fields: dict[str, Any], reason: str, subject: str | None = None
+    ) -> None:
+        found = self._amendable(reference, subject)
+        found.correct(self._entry(stamp), version, fields, reason, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
+
+    @retried
+    def retract_entry(self, reference: str, stamp: Stamp, version: int, reason: str, subject: str | None = None) -> None:
+        found = self._amendable(reference, subject)
+        found.retract(self._entry(stamp), version, reason, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
+
+    @retried
+    def attest_entry(self, reference: str, stamp: Stamp, version: int, statement: str, subject: str | None = None) -> None:
+        found = self._amendable(reference, subject)
+        found.attest(self._entry(stamp), version, statement, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
 
     # --- staff directory commands ---------------------------------------------------
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.errors import InvalidInput, LedgerError
-from ledger.integrity import _SIGNATURE_PROBLEMS, Checkpoint, LedgerTampered, _leaf_of_row, _load_private_key
+from ledger.checkpoint import SIGNATURE_PROBLEMS, Checkpoint, load_private_key
+from ledger.checkpointing import _leaf_of_row
+from ledger.errors import InvalidInput, LedgerError, LedgerTampered
 from ledger.merkle import EMPTY_ROOT, consistency_proof, verify_consistency
 from ledger.signed_note import (
     COSIGNATURE,
@@ -98,7 +99,7 @@ def load_checkpoint(data: bytes, source: str) -> Checkpoint:
 def checkpoint_note(checkpoint: Checkpoint, private_key_pem: bytes) -> SignedNote:
     """The checkpoint as a C2SP signed note, signed by the ledger's Ed25519 key."""
     body = CheckpointBody(origin_for(checkpoint.ledger), checkpoint.size, bytes.fromhex(checkpoint.root))
-    return sign_note(body.text(), body.origin, _load_private_key(private_key_pem))
+    return sign_note(body.text(), body.origin, load_private_key(private_key_pem))
 
 
 def log_verifier_key(checkpoint: Checkpoint, public_key: bytes) -> VerifierKey:
@@ -174,7 +175,7 @@ def check_consistency(old: Checkpoint, new: Checkpoint, proof: bytes, public_key
     statuses = (old.signature_status(public_key), new.signature_status(public_key))
     for which, status in zip(("old", "new"), statuses, strict=True):
         if status in ("invalid", "wrong-key") or (status == "unsigned" and public_key is not None):
-            findings.append(f"the {which} checkpoint: {_SIGNATURE_PROBLEMS[status]}")
+            findings.append(f"the {which} checkpoint: {SIGNATURE_PROBLEMS[status]}")
     if old.ledger is not None and new.ledger is not None and old.ledger != new.ledger:
         findings.append("the two checkpoints name different ledgers")
     if old.size > new.size:
@@ -230,7 +231,7 @@ def witness_cosign(
     if status != "valid":
         words = "does not verify" if status == "invalid" else "is missing"
         raise WitnessRefused(f"the log's signature on {source} {words} for the log key given (origin {body.origin})")
-    key = _load_private_key(witness_pem)
+    key = load_private_key(witness_pem)
     witness = signer_key(key, witness_name, COSIGNATURE)
     if body.size == 0 and body.root != EMPTY_ROOT:
         raise WitnessRefused("a checkpoint of size 0 must have the empty tree's root")

@@ -18,27 +18,16 @@ import orjson
 import pytest
 
 from ledger.application import Ledger
+from ledger.canonical import GENESIS, canonical_event, canonical_stored, digest, event_hash
+from ledger.checkpoint import Checkpoint, new_signing_key, parse_public_key
 from ledger.errors import InvalidInput
 from ledger.importing import parse_record
-from ledger.integrity import (
-    GENESIS,
-    Checkpoint,
-    Finding,
-    Verification,
-    _audit_path,
-    _tree_levels,
-    canonical_event,
-    canonical_stored,
-    digest,
-    event_hash,
-    new_signing_key,
-    parse_public_key,
-    verify_rows,
-)
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
+from ledger.proofs import _audit_path, _tree_levels
 from ledger.referral import LedgerEvent
 from ledger.subject import directory_id
 from ledger.values import referral_id, subject_id
+from ledger.verification import Finding, Verification, verify_rows
 from tests.conftest import EXAMPLES
 
 Row = list[Any]
@@ -62,6 +51,39 @@ EXTRA = [
 ]
 
 
+#: a fourth referral for corrections, retractions and attestations, of the referral and of a subject
+_BY = {"person": "P-203", "role": "supervisor", "unit": "U-INTAKE"}
+AMENDMENTS: list[dict[str, Any]] = [
+    {**EXTRA[0], "referral": "R-2024-0998"},
+    {"type": "note_added", "text": "typed late", "occurred_at": "2024-05-01T10:00:00Z", "recorded_at": "2024-05-03T10:00:00Z", "late_reason": "backlog"},
+    {"type": "subject_extracted", "subject": "SUBJ-X", "category": "suspect", "occurred_at": "2024-05-01T11:00:00Z", "recorded_at": "2024-05-01T11:05:00Z"},
+    {
+        "type": "subject_triaged",
+        "subject": "SUBJ-X",
+        "risk_tool": "RPT",
+        "risk_tool_version": "1",
+        "band": "LOW",
+        "occurred_at": "2024-05-01T12:00:00Z",
+        "recorded_at": "2024-05-03T12:00:00Z",
+        "late_reason": "backlog",
+    },
+    {"type": "entry_corrected", "version": 1, "fields": {"originator": "X-OTHER"}, "reason": "misread", "at": "2024-05-04T09:00:00Z"},
+    {"type": "entry_attested", "version": 2, "statement": "seen the notebook", "at": "2024-05-04T09:10:00Z"},
+    {"type": "entry_retracted", "version": 2, "reason": "wrong referral", "at": "2024-05-04T09:20:00Z"},
+    {"type": "entry_corrected", "subject": "SUBJ-X", "version": 2, "fields": {"band": "HIGH"}, "reason": "re-read", "at": "2024-05-04T09:30:00Z"},
+    {"type": "entry_attested", "subject": "SUBJ-X", "version": 2, "statement": "seen", "at": "2024-05-04T09:40:00Z"},
+    {"type": "entry_retracted", "subject": "SUBJ-X", "version": 2, "reason": "duplicate", "at": "2024-05-04T09:50:00Z"},
+]
+
+
+def _amendment_records() -> Iterator[dict[str, Any]]:
+    yield AMENDMENTS[0]
+    for record in AMENDMENTS[1:]:
+        at = record.get("at")
+        clocks = {"occurred_at": at, "recorded_at": at} if at else {}
+        yield {**{k: v for k, v in record.items() if k != "at"}, **clocks, "referral": "R-2024-0998", "actor": _BY}
+
+
 def _extra_records() -> Iterator[dict[str, Any]]:
     yield EXTRA[0]
     for record in EXTRA[1:]:
@@ -80,7 +102,7 @@ def ledger() -> Iterator[Ledger]:
     """The worked example plus R-2024-0999, recorded as a historical import records them."""
     recorded = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: datetime(2024, 7, 1, tzinfo=UTC))
     lines = [json.loads(line) for line in (EXAMPLES / "cybertip.jsonl").read_text(encoding="utf-8").splitlines()]
-    for number, record in enumerate([*lines, *_extra_records()], start=1):
+    for number, record in enumerate([*lines, *_extra_records(), *_amendment_records()], start=1):
         parse_record(record, historical=True, source={"file": "example", "line": number}).run(recorded)
     yield recorded
     recorded.close()
@@ -208,7 +230,7 @@ def test_every_event_carries_the_hash_of_its_predecessor(ledger: Ledger) -> None
 def test_an_untampered_ledger_is_sound_and_says_what_it_could_not_see(rows: list[Row]) -> None:
     result = verify(rows)
     assert result.sound, [f.describe() for f in result.findings]
-    assert (result.events, result.streams) == (len(rows), 8)  # 3 referrals, 4 subjects, 1 directory
+    assert (result.events, result.streams) == (len(rows), 11)  # 4 referrals, 5 subjects, 2 directories
     assert result.root == checkpoint_of(rows).root
     assert any("No checkpoint file given" in note for note in result.notes)
 
