@@ -16,7 +16,8 @@ from commands.output import emit
 from commands.session import session
 from ledger.importing import AMENDMENT_TYPES, RECORD_TYPES, Field, RecordType
 
-_CLICK_TYPES: dict[str, Any] = {"int": click.IntRange(min=0)}
+#: whole numbers are read as text and checked by the import format's rule (one line, exit 1)
+_CLICK_TYPES: dict[str, Any] = {}
 
 
 def _pair(text: str, name: str, keys: tuple[str, str]) -> dict[str, str]:
@@ -63,6 +64,8 @@ def record_value(field: Field, value: Any) -> Any:
         return _pair(value, field.name, ("type", "unit"))
     if field.kind == "texts":
         return list(value)
+    if field.kind == "int" and isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())  # anything else stays text, which the check refuses
     return value
 
 

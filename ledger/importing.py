@@ -507,13 +507,17 @@ def _pair(name: str, value: Any, keys: tuple[str, str]) -> dict[str, str]:
     return {k: _text(f"{name}.{k}", value[k]) for k in keys}
 
 
+#: the largest whole number a field holds: beyond 2^53-1 JSON readers (and RFC 8785) disagree
+MAX_INTEGER = 2**53 - 1
+
+
 def _check(field: Field, value: Any) -> Any:
     name, kind = field.name, field.kind
     if kind == "text":
         return _text(name, value)
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInput(f"{name} must be a whole number, 0 or more")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INTEGER:
+            raise InvalidInput(f"{name} must be a whole number from 0 to {MAX_INTEGER} (2^53-1)")
         return value
     if kind == "bool":
         if not isinstance(value, bool):

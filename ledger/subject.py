@@ -181,11 +181,14 @@ class SubjectListed(DomainEvent):
     """A subject was added to its referral's subject directory (an index, not a decision).
 
     The directory is one short stream per referral, written in the same transaction as the
-    subject's first event, so the subjects of a referral are found without a scan.
+    subject's first event, so the subjects of a referral are found without a scan. Its
+    entries are hash-chained like every other stream (``prev_hash``: the previous entry's
+    hash, GENESIS for the first), so a removed or changed entry shows in ``verify``.
     """
 
     TOPIC = "refledger:SubjectDirectory.SubjectListed"
     subject: str
+    prev_hash: str
 
 
 register_topic(SubjectListed.TOPIC, SubjectListed)

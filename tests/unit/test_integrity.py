@@ -308,8 +308,9 @@ def test_an_event_appended_out_of_order_is_found(rows: list[Row]) -> None:
     successor = rows[index_of(rows, "R-2024-0402", 3)][0]
     rows.append([rows[-1][0] + 1, *moved[1:]])
     result = verify(rows)
-    assert located(result.first_bad) == ("version-gap", "R-2024-0402", None, 3, successor)
-    assert "out-of-order" in [f.kind for f in result.findings]
+    # moved, not deleted: both ends of the move say so
+    assert located(result.first_bad) == ("reordered", "R-2024-0402", None, 3, successor)
+    assert [f.kind for f in result.findings if f.referral == "R-2024-0402"] == ["reordered", "reordered"]
 
 
 def test_an_unreadable_event_is_named(rows: list[Row]) -> None:
@@ -368,7 +369,12 @@ def test_a_directory_event_is_covered_by_the_tree_and_named(rows: list[Row]) -> 
     target = next(i for i, row in enumerate(rows) if row[1] == str(directory_id("R-2024-0402")) and row[2] == 2)
     edit(rows[target], lambda state: state.update(subject="SUBJ-99"))
     result = verify(rows, checkpoint=kept, leaves=leaves)
-    assert located(result.first_bad) == ("checkpoint-leaf-differs", "R-2024-0402", None, 2, rows[target][0])
+    found = [located(f) for f in result.findings]
+    assert ("checkpoint-leaf-differs", "R-2024-0402", None, 2, rows[target][0]) in found
+    # and without the checkpoint: the directory chain and the cross-check with the subjects
+    alone = [located(f) for f in verify(rows).findings]
+    assert ("directory-entry-unknown", "R-2024-0402", "SUBJ-99", 2, rows[target][0]) in alone
+    assert any(f[:3] == ("directory-entry-missing", "R-2024-0402", "SUBJ-02") for f in alone)
 
 
 def test_a_leaf_file_must_belong_to_its_checkpoint(rows: list[Row]) -> None:
