@@ -66,7 +66,7 @@ def test_go_verifies_our_checkpoint_note(notecheck: Path, ledger: tuple[Path, Pa
     assert opened.returncode == 0, opened.stderr
     assert opened.stdout == parse_note(note.read_bytes()).text
     origin, size, root = opened.stdout.splitlines()
-    assert origin.startswith("referral-ledger/") and int(size) == 49 and len(base64.b64decode(root)) == 32
+    assert origin.startswith("referral-ledger/") and int(size) == 50 and len(base64.b64decode(root)) == 32
 
 
 def test_go_refuses_our_note_when_altered_or_with_another_key(
@@ -74,7 +74,7 @@ def test_go_refuses_our_note_when_altered_or_with_another_key(
 ) -> None:
     _db, _key, note, vkey = ledger
     altered = tmp_path / "altered.note"
-    altered.write_text(note.read_text().replace("\n49\n", "\n48\n"))
+    altered.write_text(note.read_text().replace("\n50\n", "\n49\n"))
     assert go(notecheck, "verify", vkey, str(altered)).returncode == 1
     other = go(notecheck, "keygen", vkey.split("+")[0]).stdout.splitlines()[1]
     assert go(notecheck, "verify", other, str(note)).returncode == 1

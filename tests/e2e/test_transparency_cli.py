@@ -60,11 +60,21 @@ def grow(run: Run, notes: int) -> None:
 
 @pytest.fixture
 def three(run: Run, tmp_path: Path) -> tuple[Path, list[Path]]:
-    """A ledger checkpointed at 1 event, after the worked example, and after 7 notes more."""
+    """A ledger checkpointed after a first small migration (1 event and the import's record),
+    after the worked example, and after 7 notes more (the first of them closes the migration)."""
     key = keygen(tmp_path, "ledger")
-    run("receive", "R-2024-0001", "--originator", "X-FORCE", "--channel", "liaison", "--custodian-unit", "U-INTAKE")
+    first = tmp_path / "first.jsonl"
+    first.write_text(
+        json.dumps(
+            {"type": "received", "referral": "R-2024-0001", "occurred_at": "2024-01-01T00:00:00Z", "recorded_at": "2024-01-01T00:00:00Z",
+             "actor": {"person": "P-01", "role": "registry", "unit": "U-INTAKE"}, "originator": "X-FORCE", "channel": "liaison",
+             "custodian_unit": "U-INTAKE"}
+        ) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    run("import", "--historical", str(first))
     points = [tmp_path / "c1.note", tmp_path / "cm.note", tmp_path / "cn.note"]
-    assert checkpoint(run, key, points[0])["checkpoint"]["size"] == 1
+    assert checkpoint(run, key, points[0])["checkpoint"]["size"] == 2
     run("import", "--historical", str(EXAMPLES / "cybertip.jsonl"))
     checkpoint(run, key, points[1])
     grow(run, 7)
@@ -101,7 +111,7 @@ def test_a_rewritten_ledgers_new_checkpoint_fails_consistency(
     honest = tmp_path / "honest.proof"
     run("consistency", str(cm), str(cn), "--out", str(honest))
     # Given an insider who edits an early event and drops the stored checkpoints so the next one starts afresh
-    rewrite(database_url, position=3)
+    rewrite(database_url, position=4)  # the second event of the worked example
     rewritten = tmp_path / "rewritten.note"
     checkpoint(run, key, rewritten)
     # When the auditor checks the new checkpoint against the one they kept
@@ -122,8 +132,8 @@ def test_verify_checks_every_checkpoint_given(run: Run, three: tuple[Path, list[
     key, points = three
     answer = as_json(run("verify", *[a for p in points for a in ("--checkpoint", str(p))], "--public-key", f"{key}.pub", "--json"))
     assert answer["ok"] is True
-    assert answer["checkpoint"]["size"] == size_of(points[2]) == size_of(points[1]) + 7 and answer["checkpoint"]["form"] == "signed-note"
-    assert sorted(c["size"] for c in answer["other_checkpoints"]) == [1, size_of(points[1])]
+    assert answer["checkpoint"]["size"] == size_of(points[2]) == size_of(points[1]) + 7 + 1 and answer["checkpoint"]["form"] == "signed-note"  # 7 notes, and the first closed the migration
+    assert sorted(c["size"] for c in answer["other_checkpoints"]) == [2, size_of(points[1])]
     assert all(c["extends"] and c["signature_status"] == "valid" for c in answer["other_checkpoints"])
     # a checkpoint signed by someone else among them fails the whole verification
     other = keygen(tmp_path, "other")
@@ -187,14 +197,14 @@ def test_two_witnesses_cosign_and_the_second_refuses_a_split_view(run: Run, tmp_
     # When an insider rewrites an early event and takes a fresh checkpoint of the same size
     rewrite(database_url, position=2)
     forked = tmp_path / "forked.note"
-    assert checkpoint(run, log, forked)["checkpoint"]["size"] == as_json(run("verify", "--json", exit_code=3))["events"] == 52
+    assert checkpoint(run, log, forked)["checkpoint"]["size"] == as_json(run("verify", "--json", exit_code=3))["events"] == 54
     assert forked.read_text().split("\n")[:2] == honest.read_text().split("\n")[:2]
     assert forked.read_text() != honest.read_text()
     # and shows it to the second witness (no proof from its size to the fork can be made from the ledger)
     assert run("consistency", str(first), str(forked), "--out", str(tmp_path / "none"), exit_code=3).stderr.startswith("Refused:")
     refused = witness(run, tmp_path, "w2", forked, log, "--proof", str(proof), exit_code=3)
     # Then it refuses to cosign and keeps the state it had
-    assert refused.stderr.startswith("Refused: the consistency proof from size 49 to 52 does not verify")
+    assert refused.stderr.startswith("Refused: the consistency proof from size 50 to 54 does not verify")
     assert next((tmp_path / "w2-state").glob("*.checkpoint")).read_bytes() == state_before
     # and the first witness, which cosigned the honest checkpoint of that size, calls it a split view
     same_size = witness(run, tmp_path, "w1", forked, log, exit_code=3)
