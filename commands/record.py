@@ -73,7 +73,8 @@ def _make_command(record_type: RecordType) -> click.Command:
             if value is not None and value != ():
                 record[field.name] = _record_value(field, value)
         command = parse_record(record, occurred_now_if_missing=True)
-        command.run(current.ledger)
+        # only a receipt can start a ledger: any other record needs a referral already in one
+        command.run(current.open(create=record_type.type == "received")[0])
         what = f"{record_type.type} on {referral}" + (f" subject {values['subject']}" if record_type.on_subject else "")
         emit(None, {"recorded": record_type.type, "referral": referral, "subject": values.get("subject")}, text=f"Recorded {what}.")
 
@@ -129,9 +130,9 @@ def import_command(file: Path, historical: bool, fmt: str | None) -> None:
     """
     from ledger.importing import count_lines, import_file
 
-    ledger = session().ledger
     if not file.exists():
         raise click.ClickException(f"{file} does not exist")
+    ledger = session().open(create=True)[0]
     if sys.stderr.isatty() and file.stat().st_size > 1_000_000:
         total = count_lines(file)
         with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:

@@ -9,6 +9,7 @@ notification order equal to commit order.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -58,11 +59,14 @@ def resolve_database(url: str | None) -> Database:
     url = url or os.environ.get(DATABASE_ENV) or str(default_database_path())
     if url.startswith(("postgresql://", "postgres://")):
         return _postgres(url)
+    scheme = _SCHEME.match(url)
+    if scheme and scheme.group(1).lower() != "sqlite":
+        raise StorageError(
+            f"unknown database URL scheme {scheme.group(1)!r}: give a SQLite file path, sqlite:///PATH or postgresql://HOST/DBNAME"
+        )
     path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://")).expanduser()
     if path.is_dir():
         raise StorageError(f"{path} is a directory, not a database file")
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(path),
@@ -71,17 +75,32 @@ def resolve_database(url: str | None) -> Database:
     return Database("sqlite", str(path), env)
 
 
+#: ``scheme://`` at the start of a --db value (a Windows drive letter is one character)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+#: a schema name the ledger may use: a plain identifier, not one of the server's own schemas
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
 def _postgres(url: str) -> Database:
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+        port = parsed.port or 5432
+    except ValueError as error:  # a bad port ("abc", 99999) or an unclosed IPv6 bracket
+        raise StorageError(f"bad PostgreSQL URL: {error}") from None
     options = parse_qs(parsed.query)
     schema = options.get("schema", [None])[0]
+    if schema is not None:
+        if not _SCHEMA_NAME.match(schema):
+            raise StorageError(f"bad PostgreSQL URL: schema {schema!r} must be letters, digits and _ (not starting with a digit)")
+        if schema.lower().startswith("pg_") or schema.lower() == "information_schema":
+            raise StorageError(f"bad PostgreSQL URL: schema {schema!r} belongs to the server; choose another name")
     # a socket directory may come as ?host=/path (as libpq allows)
     host = parsed.hostname or options.get("host", ["127.0.0.1"])[0]
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
         "POSTGRES_HOST": host,
-        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_PORT": str(port),
         "POSTGRES_USER": unquote(parsed.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parsed.password or ""),
         "POSTGRES_LOCK_TIMEOUT": str(LOCK_TIMEOUT_SECONDS),
@@ -93,28 +112,46 @@ def _postgres(url: str) -> Database:
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema
-    location = f"postgresql://{host}:{parsed.port or 5432}/{env['POSTGRES_DBNAME']}"
+    location = f"postgresql://{host}:{port}/{env['POSTGRES_DBNAME']}"
     if schema:
         location += f"?schema={schema}"
     return Database("postgres", location, env, schema)
 
 
-def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow) -> tuple[Ledger, Database]:
-    """Open (creating on first use) the ledger at ``url`` with its append-only guards."""
+class NoLedger(StorageError):
+    """The path or database holds no ledger, and the command would not create one."""
+
+
+def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow, *, create: bool = True) -> tuple[Ledger, Database]:
+    """Open the ledger at ``url`` with its append-only guards.
+
+    ``create``: make a new, empty ledger where there is none (commands that record, and
+    ``init``). Without it a missing ledger is a NoLedger error and nothing is created: no
+    directory, no file, no schema.
+    """
     database = resolve_database(url)
     env = dict(database.env)
     if _events_table_exists(database):
         # the library would re-run CREATE … IF NOT EXISTS, which on PostgreSQL queues
         # behind an import's table lock: a reader must not wait for a writer
         env["CREATE_TABLE"] = "no"
+    elif not create:
+        raise NoLedger(f"no ledger at {database.location} (create one with 'refledger init', or by recording an event)")
     elif database.schema:
         _create_schema(database)
+    elif database.backend == "sqlite":
+        Path(database.location).parent.mkdir(parents=True, exist_ok=True)
     try:
         ledger = Ledger(env=env, clock=clock)
         install_append_only_guards(ledger, database)
     except (PersistenceError, OSError, sqlite3.Error) as error:
         raise StorageError(f"cannot open the ledger at {database.location}: {_first_line(error)}") from None
     return ledger, database
+
+
+def holds_ledger(url: str | None) -> bool:
+    """Whether ``url`` (a path or database URL) already holds a ledger; creates nothing."""
+    return _events_table_exists(resolve_database(url))
 
 
 def _first_line(error: BaseException) -> str:
