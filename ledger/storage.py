@@ -48,6 +48,9 @@ class Database:
     location: str
     env: dict[str, str]
     schema: str | None = None
+    #: the ledger cannot be written here (a SQLite file on a read-only mount or without write
+    #: permission); a SELECT-only PostgreSQL login is found out only when a write is refused
+    read_only: bool = False
 
     @property
     def events_table(self) -> str:
@@ -67,12 +70,25 @@ def resolve_database(url: str | None) -> Database:
     path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://")).expanduser()
     if path.is_dir():
         raise StorageError(f"{path} is a directory, not a database file")
+    read_only = path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(path),
+        # the library opens SQLITE_DBNAME as a URI: a read-only file is opened read-only
+        "SQLITE_DBNAME": sqlite_read_uri(path) if read_only else str(path),
         "SQLITE_LOCK_TIMEOUT": str(LOCK_TIMEOUT_SECONDS),
     }
-    return Database("sqlite", str(path), env)
+    return Database("sqlite", str(path), env, read_only=read_only)
+
+
+def sqlite_read_uri(path: Path) -> str:
+    """A URI that opens ``path`` for reading only, without writing beside it.
+
+    A WAL database opened read-only still needs its shared-memory file; in a folder that
+    cannot be written (an auditor's read-only snapshot) nobody can change the file either,
+    so it is opened as immutable.
+    """
+    writable_folder = os.access(path.resolve().parent, os.W_OK)
+    return path.resolve().as_uri() + ("?mode=ro" if writable_folder else "?immutable=1")
 
 
 #: ``scheme://`` at the start of a --db value (a Windows drive letter is one character)
@@ -135,6 +151,8 @@ def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow, 
         # the library would re-run CREATE … IF NOT EXISTS, which on PostgreSQL queues
         # behind an import's table lock: a reader must not wait for a writer
         env["CREATE_TABLE"] = "no"
+    elif database.read_only:
+        raise NoLedger(f"no ledger at {database.location} (and it cannot be written)")
     elif not create:
         raise NoLedger(f"no ledger at {database.location} (create one with 'refledger init', or by recording an event)")
     elif database.schema:
@@ -142,8 +160,11 @@ def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow, 
     elif database.backend == "sqlite":
         Path(database.location).parent.mkdir(parents=True, exist_ok=True)
     try:
+        if create and database.read_only:
+            raise StorageError(f"the ledger at {database.location} is read-only: nothing can be recorded in it")
         ledger = Ledger(env=env, clock=clock)
-        install_append_only_guards(ledger, database)
+        if not database.read_only:
+            install_append_only_guards(ledger, database)
     except (PersistenceError, OSError, sqlite3.Error) as error:
         raise StorageError(f"cannot open the ledger at {database.location}: {_first_line(error)}") from None
     return ledger, database
@@ -165,7 +186,7 @@ def _events_table_exists(database: Database) -> bool:
         if not path.exists() or path.stat().st_size == 0:
             return False
         try:
-            connection = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+            connection = sqlite3.connect(sqlite_read_uri(path), uri=True)
         except sqlite3.Error:
             return False  # let the library report what is wrong with the file
         try:
@@ -336,7 +357,7 @@ def read_event_rows(database: Database, after: int = 0, batch_size: int = 20_000
     bounded = f" LIMIT {int(limit)}" if limit is not None else ""
     if database.backend == "sqlite":
         try:
-            connection = sqlite3.connect(Path(database.location).resolve().as_uri() + "?mode=ro", uri=True)
+            connection = sqlite3.connect(sqlite_read_uri(Path(database.location)), uri=True)
         except sqlite3.Error as error:
             raise StorageError(f"cannot read the ledger at {database.location}: {_first_line(error)}") from None
         try:
@@ -433,7 +454,7 @@ def append_only_guard_state(database: Database) -> dict[str, str]:
         path = Path(database.location)
         if not path.exists():
             return {}
-        connection = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        connection = sqlite3.connect(sqlite_read_uri(path), uri=True)
         try:
             if not connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone():
                 return {}
