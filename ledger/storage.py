@@ -420,6 +420,26 @@ def checkpoint_table_statements(database: Database) -> list[str]:
     ]
 
 
+def ensure_checkpoint_table(ledger: Ledger, database: Database) -> None:
+    """Create the checkpoints table where it is missing; where it exists, write nothing
+    (a read-only ledger or a SELECT-only login can still be verified)."""
+    if _checkpoint_table_exists(ledger, database):
+        return
+    try:
+        execute_sql(ledger, checkpoint_table_statements(database))
+    except PersistenceError:
+        if not database.read_only and _checkpoint_table_exists(ledger, database):
+            raise  # lost a race
+        # a SELECT-only login: there are no stored checkpoints to read, and none can be stored
+
+
+def _checkpoint_table_exists(ledger: Ledger, database: Database) -> bool:
+    if database.backend == "sqlite":
+        found = _query(ledger, database, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (CHECKPOINTS_TABLE,))
+        return bool(found)
+    return _query(ledger, database, "SELECT to_regclass(?)", (_qualified(database, CHECKPOINTS_TABLE),))[0][0] is not None
+
+
 def insert_checkpoint_row(ledger: Ledger, database: Database, row: tuple[int, int, str, str | None, str, str]) -> None:
     """Store (size, position, root, last_leaf, frontier JSON, checkpoint JSON)."""
     _query(
@@ -434,6 +454,8 @@ def insert_checkpoint_row(ledger: Ledger, database: Database, row: tuple[int, in
 def select_checkpoint_rows(ledger: Ledger, database: Database, latest_only: bool = False) -> list[tuple[Any, ...]]:
     """Stored checkpoints, oldest first: (size, position, root, last_leaf, frontier, checkpoint)."""
     order = "ORDER BY id DESC LIMIT 1" if latest_only else "ORDER BY id"
+    if not _checkpoint_table_exists(ledger, database):
+        return []  # a ledger read through a login that could not create the table
     return _query(
         ledger,
         database,
