@@ -156,8 +156,11 @@ class Ledger(Application[UUID]):
             self._batch_logged.extend(logged)
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Record many commands, then save them all in one transaction (or none of them)."""
+    def batch(self, *, save: bool = True) -> Iterator[None]:
+        """Record many commands, then save them all in one transaction (or none of them).
+
+        ``save=False`` checks them all and saves nothing (a dry run).
+        """
         if self._batch is not None:
             raise RuntimeError("batches do not nest")
         self._batch, self._batch_logged, self._directory_next, self._batch_absent = {}, [], {}, set()
@@ -166,6 +169,8 @@ class Ledger(Application[UUID]):
             pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged]
         finally:
             self._batch, self._batch_logged, self._directory_next, self._batch_absent = None, [], {}, set()
+        if not save:
+            return
         try:
             self.save(*pending)
         except IntegrityError:
