@@ -584,7 +584,9 @@ def import_file(
                 if _sha256(handle) != sha:
                     raise InvalidInput(f"{name} changed while it was imported; nothing was recorded")
 
-            return import_lines(ledger, handle, historical=historical, file_sha256=sha, progress=progress, dry_run=dry_run, at_end=unchanged)
+            return import_lines(
+                ledger, handle, historical=historical, file_sha256=sha, progress=progress, dry_run=dry_run, at_end=unchanged
+            )
     except OSError as error:
         raise InvalidInput(f"cannot read {name}: {error.strerror or error}") from None
 
