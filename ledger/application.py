@@ -178,6 +178,28 @@ class Ledger(Application[UUID]):
                 "another recording touched the same referrals during this batch; nothing was saved, run it again"
             ) from None
 
+    def flush(self, *, keep_events: int = 0) -> None:
+        """Inside a batch: save what it holds so far (memory stays bounded).
+
+        Only within ``ledger.storage.held_transaction``, so that the batch stays one
+        transaction: all of it or none of it. The aggregates stay loaded while their
+        histories hold at most ``keep_events`` events in all; beyond that they are
+        forgotten, and later commands read their streams again (and see what was saved).
+        """
+        if self._batch is None:
+            raise RuntimeError("flush works inside batch() only")
+        pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged]
+        self._batch_logged = []
+        try:
+            self.save(*pending)
+        except IntegrityError:
+            raise ConcurrentUpdate(
+                "another recording touched the same referrals during this batch; nothing was saved, run it again"
+            ) from None
+        if sum(len(getattr(aggregate, "history", ())) for aggregate in self._batch.values()) > keep_events:
+            self._batch.clear()
+            self._batch_absent.clear()
+
     # --- referral commands ------------------------------------------------------
 
     @retried

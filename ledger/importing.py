@@ -453,6 +453,9 @@ class ImportResult:
 
 #: lines read, checked and run per step: the streams a step touches are read in one query
 STEP_LINES = 5_000
+#: events the loaded aggregates may hold between steps (a few hundred MB at most); beyond,
+#: they are forgotten and read again from the open transaction when a line needs them
+KEEP_EVENTS = 100_000
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -471,6 +474,10 @@ def _commands(lines: Iterable[bytes], historical: bool, file_sha256: str) -> Ite
             yield number, parse_record(record, historical, {"file": file_sha256, "line": number})
         except LedgerError as error:
             raise InvalidInput(f"line {number}: {error}") from None
+
+
+class _DryRunDone(Exception):
+    """Ends a dry run's transaction without committing it."""
 
 
 def import_lines(
@@ -492,19 +499,27 @@ def import_lines(
     (every rule, every invariant) and records nothing. ``at_end`` runs after the last line,
     inside the batch: what it raises refuses the whole file, what it records is saved with it.
     """
+    from ledger.storage import held_transaction
+
     touched: set[UUID] = set()
     referrals: set[str] = set()
     count = 0
-    with ledger.batch(save=not dry_run):
-        commands = _commands(lines, historical, file_sha256)
-        while step := list(islice(commands, STEP_LINES)):
-            _run_step(ledger, step, file_sha256, touched, progress)
-            count += len(step)
-            referrals.update(command.referral for _, command in step)
-        if count == 0:
-            raise InvalidInput("the file holds no events (it is empty or blank)")
-        if at_end is not None:
-            at_end()
+    try:
+        with held_transaction(ledger), ledger.batch():
+            commands = _commands(lines, historical, file_sha256)
+            while step := list(islice(commands, STEP_LINES)):
+                _run_step(ledger, step, file_sha256, touched, progress)
+                ledger.flush(keep_events=KEEP_EVENTS)  # saved inside the one transaction: memory stays bounded
+                count += len(step)
+                referrals.update(command.referral for _, command in step if command.referral is not None)
+            if count == 0:
+                raise InvalidInput("the file holds no events (it is empty or blank)")
+            if at_end is not None:
+                at_end()
+            if dry_run:
+                raise _DryRunDone  # every line was checked and saved in the transaction: roll it back
+    except _DryRunDone:
+        pass
     return ImportResult(lines=count, events=count, referrals=len(referrals), file_sha256=file_sha256, dry_run=dry_run)
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -292,6 +293,48 @@ def _guards_in_force(ledger: Ledger, database: Database) -> bool:
             )
             enabled = {row["tgname"] for row in cursor.fetchall()}
     return set(guard_names(database)) <= enabled
+
+
+@contextmanager
+def held_transaction(ledger: Ledger) -> Iterator[None]:
+    """Until the block ends, every read and write of the ledger's recorder runs in ONE
+    database transaction, committed at the end (rolled back on an error, or by the server
+    when the process is killed).
+
+    A long import saves in steps inside it, so memory stays bounded while the import stays
+    all or nothing; its reads (the streams of the next step) see what the earlier steps
+    saved. SQLite: the library's datastore hands every caller the one open cursor.
+    PostgreSQL: every caller gets the one connection; the library's own transactions nest
+    in it as savepoints. Other recorders (in memory) are left as they are.
+    """
+    datastore: Any = getattr(ledger.recorder, "datastore", None)
+    module = type(datastore).__module__
+    if module == "eventsourcing.sqlite":
+        with datastore.transaction(commit=True) as cursor:
+
+            @contextmanager
+            def same_cursor(*, commit: bool) -> Iterator[Any]:
+                yield cursor
+
+            datastore.transaction = same_cursor
+            try:
+                yield
+            finally:
+                del datastore.transaction
+    elif module == "eventsourcing.postgres":
+        with datastore.get_connection() as connection, connection.transaction():
+
+            @contextmanager
+            def same_connection() -> Iterator[Any]:
+                yield connection
+
+            datastore.get_connection = same_connection
+            try:
+                yield
+            finally:
+                del datastore.get_connection
+    else:
+        yield
 
 
 #: streams per SQLite query (its default limit on bound parameters is 32,766; older builds 999).
