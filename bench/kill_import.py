@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +61,7 @@ def command(url: str, path: Path) -> list[str]:
     return [sys.executable, "-m", "cli", "--db", url, "import", str(path)]
 
 
-def expected_seconds(url_for: callable, events: int) -> float:  # type: ignore[valid-type]
+def expected_seconds(url_for: Callable[[], str], events: int) -> float:
     """The long import's duration, from the rate of a 20,000-event one (plus start-up)."""
     sample = generated(20_000)
     url = url_for()
@@ -69,7 +70,7 @@ def expected_seconds(url_for: callable, events: int) -> float:  # type: ignore[v
     return (time.perf_counter() - started) * events / 20_000
 
 
-def run(backend: str, url_for: callable, events: int, kills: int, seed: int) -> tuple[int, int]:  # type: ignore[valid-type]
+def run(backend: str, url_for: Callable[[], str], events: int, kills: int, seed: int) -> tuple[int, int]:
     path = generated(events)
     duration = expected_seconds(url_for, events)
     url = url_for()
@@ -78,7 +79,7 @@ def run(backend: str, url_for: callable, events: int, kills: int, seed: int) -> 
     ledger.close()
     before = fingerprint(url)
     rng = random.Random(seed)
-    points = sorted(rng.uniform(1.0, duration * 0.9) for _ in range(kills - 1)) + [duration * 0.97]
+    points = [*sorted(rng.uniform(1.0, duration * 0.9) for _ in range(kills - 1)), duration * 0.97]
     print(f"{backend}: {events:,}-event import, expected {duration:,.0f} s; kills at " + ", ".join(f"{p:,.0f} s" for p in points))
     same = killed = 0
     for point in points:

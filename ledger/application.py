@@ -156,11 +156,8 @@ class Ledger(Application[UUID]):
             self._batch_logged.extend(logged)
 
     @contextmanager
-    def batch(self, *, save: bool = True) -> Iterator[None]:
-        """Record many commands, then save them all in one transaction (or none of them).
-
-        ``save=False`` checks them all and saves nothing (a dry run).
-        """
+    def batch(self) -> Iterator[None]:
+        """Record many commands, then save them all in one transaction (or none of them)."""
         if self._batch is not None:
             raise RuntimeError("batches do not nest")
         self._batch, self._batch_logged, self._directory_next, self._batch_absent = {}, [], {}, set()
@@ -169,8 +166,9 @@ class Ledger(Application[UUID]):
             pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged]
         finally:
             self._batch, self._batch_logged, self._directory_next, self._batch_absent = None, [], {}, set()
-        if not save:
-            return
+        self._save_batch(pending)
+
+    def _save_batch(self, pending: Sequence[Aggregate | DomainEvent]) -> None:
         try:
             self.save(*pending)
         except IntegrityError:
@@ -190,12 +188,7 @@ class Ledger(Application[UUID]):
             raise RuntimeError("flush works inside batch() only")
         pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged]
         self._batch_logged = []
-        try:
-            self.save(*pending)
-        except IntegrityError:
-            raise ConcurrentUpdate(
-                "another recording touched the same referrals during this batch; nothing was saved, run it again"
-            ) from None
+        self._save_batch(pending)
         if sum(len(getattr(aggregate, "history", ())) for aggregate in self._batch.values()) > keep_events:
             self._batch.clear()
             self._batch_absent.clear()
