@@ -7,7 +7,7 @@ not one transaction per event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
@@ -186,12 +186,20 @@ class Ledger(Application[UUID]):
         """
         if self._batch is None:
             raise RuntimeError("flush works inside batch() only")
-        pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged]
+        changed = [aggregate for aggregate in self._batch.values() if aggregate.pending_events]
+        self._save_batch([*changed, *self._batch_logged])
         self._batch_logged = []
-        self._save_batch(pending)
-        if sum(len(getattr(aggregate, "history", ())) for aggregate in self._batch.values()) > keep_events:
-            self._batch.clear()
+        if self._held_events(self._batch.values()) > keep_events:
+            # forget the streams this step left alone first: a file's next lines mostly
+            # continue the streams its last lines wrote
+            self._batch = {aggregate.id: aggregate for aggregate in changed}
             self._batch_absent.clear()
+            if self._held_events(changed) > keep_events:
+                self._batch.clear()
+
+    @staticmethod
+    def _held_events(aggregates: Iterable[Aggregate]) -> int:
+        return sum(len(getattr(aggregate, "history", ())) for aggregate in aggregates)
 
     # --- referral commands ------------------------------------------------------
 
