@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from ingest import drop_schema, generated  # noqa: E402
 
 from ledger.importing import import_file  # noqa: E402
-from ledger.storage import connect_postgres, open_ledger, resolve_database  # noqa: E402
+from ledger.storage import connect_postgres, resolve_database  # noqa: E402
+from ledger.wiring import open_ledger  # noqa: E402
 
 EXAMPLE = ROOT / "tests" / "data" / "worked_example" / "cybertip.jsonl"
 

@@ -49,7 +49,7 @@ class Session:
         error and creates nothing.
         """
         if self._ledger is None:
-            from ledger.storage import open_ledger
+            from ledger.wiring import open_ledger
 
             self._ledger, self._database = open_ledger(self.db, create=create)
         assert self._database is not None

@@ -22,7 +22,8 @@ from click.testing import CliRunner
 from cli import main
 from commands.demo import REFERENCE, story
 from ledger.importing import import_lines
-from ledger.storage import connect_postgres, open_ledger, resolve_database
+from ledger.storage import connect_postgres, resolve_database
+from ledger.wiring import open_ledger
 from tests.conftest import schema_url
 
 AT = "2014-06-01T00:00:00Z"

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from ledger.importing import import_file
-from ledger.storage import open_ledger, resolve_database
+from ledger.storage import resolve_database
+from ledger.wiring import open_ledger
 from tests.conftest import EXAMPLES, raw_execute, synthetic_lines
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import pytest
 import ledger.importing as importing
 from ledger.application import Ledger
 from ledger.errors import InvalidInput
-from ledger.integrity import verify_ledger
 from ledger.storage import resolve_database
+from ledger.verification import verify_ledger
 from tests.conftest import EXAMPLES, raw_execute, synthetic_lines
 
 
