@@ -89,9 +89,9 @@ def ledger_rate(url: str, path: Path, events: int) -> tuple[float, float]:
     import json
     import subprocess
 
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", url, str(path), str(events)], check=True, capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, __file__, "--child", url, str(path), str(events)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the import failed (exit {done.returncode}): {(done.stderr.strip().splitlines() or ['?'])[-1]}")
     figures = json.loads(done.stdout.splitlines()[-1])
     return figures["rate"], figures["peak_mb"]
 
