@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
@@ -231,6 +231,9 @@ class Ledger(Application[UUID]):
             self._live_entry = None
             if self._migration is not None and self._migration.closed is None:
                 self._migration = None
+        self._save_batch(pending)
+
+    def _save_batch(self, pending: Sequence[Aggregate | DomainEvent]) -> None:
         try:
             self.save(*pending)
         except IntegrityError:
@@ -294,6 +297,31 @@ class Ledger(Application[UUID]):
         self._migration = None
         assert isinstance(event, MigrationClosed)
         return event
+
+    def flush(self, *, keep_events: int = 0) -> None:
+        """Inside a batch: save what it holds so far (memory stays bounded).
+
+        Only within ``ledger.storage.held_transaction``, so that the batch stays one
+        transaction: all of it or none of it. The aggregates stay loaded while their
+        histories hold at most ``keep_events`` events in all; beyond that they are
+        forgotten, and later commands read their streams again (and see what was saved).
+        """
+        if self._batch is None:
+            raise RuntimeError("flush works inside batch() only")
+        changed = [aggregate for aggregate in self._batch.values() if aggregate.pending_events]
+        self._save_batch([*changed, *self._batch_logged])
+        self._batch_logged = []
+        if self._held_events(self._batch.values()) > keep_events:
+            # forget the streams this step left alone first: a file's next lines mostly
+            # continue the streams its last lines wrote
+            self._batch = {aggregate.id: aggregate for aggregate in changed}
+            self._batch_absent.clear()
+            if self._held_events(changed) > keep_events:
+                self._batch.clear()
+
+    @staticmethod
+    def _held_events(aggregates: Iterable[Aggregate]) -> int:
+        return sum(len(getattr(aggregate, "history", ())) for aggregate in aggregates)
 
     # --- referral commands ------------------------------------------------------
 

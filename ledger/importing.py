@@ -9,8 +9,10 @@ a command typed by hand and a line of an import are checked by the same code.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -612,6 +614,37 @@ class ImportResult:
     events: int
     referrals: int
     file_sha256: str
+    #: checked against the ledger, nothing recorded
+    dry_run: bool = False
+
+
+#: lines read, checked and run per step: the streams a step touches are read in one query
+STEP_LINES = 5_000
+#: events the loaded aggregates may hold between steps (a few hundred MB at most); beyond,
+#: they are forgotten and read again from the open transaction when a line needs them
+KEEP_EVENTS = 100_000
+_BOM = b"\xef\xbb\xbf"
+
+
+def _commands(lines: Iterable[bytes], historical: bool, file_sha256: str) -> Iterator[tuple[int, Command]]:
+    """Each non-blank line (numbered from 1) checked and turned into a Command, one at a time."""
+    for number, raw in enumerate(lines, start=1):
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]  # a UTF-8 byte order mark, as spreadsheet exports write
+        if not raw.strip():
+            continue
+        try:
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
+                raise InvalidInput(f"malformed JSON ({error.args[0].split(':')[0]})") from None
+            yield number, parse_record(record, historical, {"file": file_sha256, "line": number})
+        except LedgerError as error:
+            raise InvalidInput(f"line {number}: {error}") from None
+
+
+class _DryRunDone(Exception):
+    """Ends a dry run's transaction without committing it."""
 
 
 def import_lines(
@@ -622,29 +655,46 @@ def import_lines(
     file_sha256: str,
     progress: Callable[[int], None] | None = None,
     importer: Actor | None = None,
+    dry_run: bool = False,
+    at_end: Callable[[], None] | None = None,
 ) -> ImportResult:
     """Record every line, atomically: all lines are saved together, or none is.
 
-    Each event keeps its provenance ({file, line}). A file whose lines are already in a
-    stream it touches is refused, so importing the same file twice cannot duplicate history.
+    Lines are read, checked and run in steps of STEP_LINES (the streams of a step are read
+    in one query), all inside one batch. Each event keeps its provenance ({file, line}).
+    A file whose lines are already in a stream it touches is refused, so importing the same
+    file twice cannot duplicate history. ``dry_run`` checks every line against the ledger
+    (every rule, every invariant) and records nothing. ``at_end`` runs after the last line,
+    inside the batch: what it raises refuses the whole file, what it records is saved with it.
     """
+    from ledger.storage import held_transaction
+
     if historical:
         refuse_closed_migration(ledger)
-    commands: list[tuple[int, Command]] = []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                raise InvalidInput(f"malformed JSON ({error.args[0].split(':')[0]})") from None
-            commands.append((number, parse_record(record, historical, {"file": file_sha256, "line": number})))
-        except LedgerError as error:
-            raise InvalidInput(f"line {number}: {error}") from None
-    record_commands(ledger, commands, file_sha256, progress, importer)
-    referrals = {command.referral for _, command in commands if command.referral is not None}
-    return ImportResult(lines=len(commands), events=len(commands), referrals=len(referrals), file_sha256=file_sha256)
+    span: list[datetime] = []
+
+    touched: set[UUID] = set()
+    referrals: set[str] = set()
+    count = 0
+    try:
+        with held_transaction(ledger), ledger.batch():
+            commands = _commands(lines, historical, file_sha256)
+            while step := list(islice(commands, STEP_LINES)):
+                _run_step(ledger, step, file_sha256, touched, progress)
+                ledger.flush(keep_events=KEEP_EVENTS)  # saved inside the one transaction: memory stays bounded
+                count += len(step)
+                referrals.update(command.referral for _, command in step if command.referral is not None)
+                span = source_span(span, step)
+            if count == 0:
+                raise InvalidInput("the file holds no events (it is empty or blank)")
+            record_migration(ledger, count, len(referrals), span, file_sha256, importer)
+            if at_end is not None:
+                at_end()
+            if dry_run:
+                raise _DryRunDone  # every line was checked and saved in the transaction: roll it back
+    except _DryRunDone:
+        pass
+    return ImportResult(lines=count, events=count, referrals=len(referrals), file_sha256=file_sha256, dry_run=dry_run)
 
 
 def record_commands(
@@ -652,28 +702,36 @@ def record_commands(
     commands: Sequence[tuple[int, Command]],
     file_sha256: str,
     progress: Callable[[int], None] | None = None,
-    importer: Actor | None = None,
 ) -> None:
-    """Run checked commands (each with its line number) in one transaction, or none of them.
+    """Run checked commands (each with its line number) in one transaction, or none of them."""
+    with ledger.batch():
+        _run_step(ledger, commands, file_sha256, set(), progress)
+
+
+def _run_step(
+    ledger: Ledger,
+    commands: Sequence[tuple[int, Command]],
+    file_sha256: str,
+    touched: set[UUID],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Inside a batch: run one step of commands.
 
     The streams they touch are read in one go first; a stream that already holds events of
     this file means the file was imported before, and the whole file is refused.
     """
-    touched: set[UUID] = set()
-    with ledger.batch():
-        ledger.preload([command.stream_id for _, command in commands])
-        for number, command in commands:
-            if progress is not None:
-                progress(number)
-            try:
-                if command.stream_id not in touched:
-                    touched.add(command.stream_id)
-                    refuse_reimport(ledger, command.stream_id, file_sha256)
-                refuse_backfill(ledger, command, file_sha256)
-                command.run(ledger)
-            except LedgerError as error:
-                raise InvalidInput(f"line {number}: {error}") from None
-        record_migration(ledger, [command for _, command in commands], file_sha256, importer)
+    ledger.preload([command.stream_id for _, command in commands])
+    for number, command in commands:
+        if progress is not None:
+            progress(number)
+        try:
+            if command.stream_id not in touched:
+                touched.add(command.stream_id)
+                refuse_reimport(ledger, command.stream_id, file_sha256)
+            refuse_backfill(ledger, command, file_sha256)
+            command.run(ledger)
+        except LedgerError as error:
+            raise InvalidInput(f"line {number}: {error}") from None
 
 
 def refuse_reimport(ledger: Ledger, stream_id: UUID, file_sha256: str) -> None:
@@ -702,15 +760,19 @@ def refuse_backfill(ledger: Ledger, command: Command, file_sha256: str) -> None:
             raise InvalidInput(refusal)
 
 
-def record_migration(ledger: Ledger, commands: Sequence[Command], file_sha256: str, importer: Actor | None) -> None:
+def source_span(span: list[datetime], step: Sequence[tuple[int, Command]]) -> list[datetime]:
+    """The earliest and latest source recorded_at so far ([] while there is none)."""
+    recorded = [c.stamp.source_recorded_at for _, c in step if c.stamp.source_recorded_at is not None]
+    return [min([*span, *recorded]), max([*span, *recorded])] if recorded or span else []
+
+
+def record_migration(
+    ledger: Ledger, lines: int, referrals: int, span: Sequence[datetime], file_sha256: str, importer: Actor | None
+) -> None:
     """Inside the import's batch: a historical import records itself in the migration stream."""
-    recorded = [c.stamp.source_recorded_at for c in commands if c.stamp.source_recorded_at is not None]
-    if not recorded:
+    if not span:
         return
-    referrals = len({c.referral for c in commands if c.referral is not None})
-    ledger.record_history_import(
-        Stamp(actor=importer or local_importer()), file_sha256, len(commands), referrals, (min(recorded), max(recorded))
-    )
+    ledger.record_history_import(Stamp(actor=importer or local_importer()), file_sha256, lines, referrals, (span[0], span[1]))
 
 
 def local_importer() -> Actor:
@@ -724,15 +786,61 @@ def local_importer() -> Actor:
     return Actor(login.replace(":", "_").replace("@", "_") or "unknown", "importer", "local")
 
 
+#: read files in blocks of this size (hashing, spooling standard input)
+_BLOCK = 1 << 20
+
+
 def import_file(
-    ledger: Ledger, path: Path, *, historical: bool = False, progress: Callable[[int], None] | None = None, importer: Actor | None = None
+    ledger: Ledger,
+    path: Path | None,
+    *,
+    historical: bool = False,
+    progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
+    importer: Actor | None = None,
 ) -> ImportResult:
+    """Import a JSON Lines file (``None``: standard input), streaming it: never the whole file in memory.
+
+    The file is hashed first (the hash is every event's provenance), then read line by line.
+    Standard input is spooled to a temporary file on the way, so it can be read twice.
+    """
+    import sys
+    import tempfile
+
+    name = "standard input" if path is None else str(path)
     try:
-        data = path.read_bytes()
+        with tempfile.TemporaryFile() if path is None else path.open("rb") as handle:
+            if path is None:
+                source = sys.stdin.buffer
+                while block := source.read(_BLOCK):
+                    handle.write(block)
+            sha = _sha256(handle)
+
+            def unchanged() -> None:
+                if _sha256(handle) != sha:
+                    raise InvalidInput(f"{name} changed while it was imported; nothing was recorded")
+
+            return import_lines(
+                ledger,
+                handle,
+                historical=historical,
+                file_sha256=sha,
+                progress=progress,
+                dry_run=dry_run,
+                at_end=unchanged,
+                importer=importer,
+            )
     except OSError as error:
-        raise InvalidInput(f"cannot read {path}: {error.strerror}") from None
-    sha = hashlib.sha256(data).hexdigest()
-    return import_lines(ledger, data.splitlines(), historical=historical, file_sha256=sha, progress=progress, importer=importer)
+        raise InvalidInput(f"cannot read {name}: {error.strerror or error}") from None
+
+
+def _sha256(handle: Any) -> str:
+    handle.seek(0)
+    digest = hashlib.sha256()
+    while block := handle.read(_BLOCK):
+        digest.update(block)
+    handle.seek(0)
+    return digest.hexdigest()
 
 
 def count_lines(path: Path) -> int:

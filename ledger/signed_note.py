@@ -5,7 +5,7 @@ Pure formats, no storage: ``c2sp.org/signed-note`` (text, a blank line, then lin
 ``origin\\nsize\\nbase64(root)\\n``), ``c2sp.org/tlog-cosignature`` (Ed25519 cosignatures,
 signature type 0x04, over ``cosignature/v1\\ntime <t>\\n`` + the checkpoint text) and the
 consistency proof lines of ``c2sp.org/tlog-witness`` (``old <size>`` and one base64 hash a
-line). The formats are written out in docs/FORMAT-checkpoints.md.
+line). The formats are written out in docs/FORMAT.md §6.
 
 Key IDs follow the spec: SHA-256(key name || 0x0A || signature type || public key)[:4].
 """

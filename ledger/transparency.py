@@ -8,7 +8,7 @@ ledger's Ed25519 key under the origin as key name. Standard tools (Go's
 
 A witness keeps, per origin, the last checkpoint it cosigned in its state directory and
 cosigns a newer one only with a consistency proof from that one; a different checkpoint of
-the same size (a split view) is refused. See docs/FORMAT-checkpoints.md.
+the same size (a split view) is refused. See docs/FORMAT.md §6.
 """
 
 from __future__ import annotations

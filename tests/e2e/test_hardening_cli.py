@@ -77,13 +77,15 @@ def test_a_long_public_key_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_an_unexpected_error_exits_70_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ledger.application
+    import commands.output
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("surprise\nsecond line")
 
-    monkeypatch.setattr(ledger.application.Ledger, "head", broken)
-    result = run("--db", str(tmp_path / "l.sqlite"), "info")
+    db = str(tmp_path / "l.sqlite")
+    assert receive(db).exit_code == 0
+    monkeypatch.setattr(commands.output, "emit", broken)
+    result = run("--db", db, "info")
     assert result.exit_code == 70
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("Internal error (KeyError)"), result.stderr
 
