@@ -386,6 +386,7 @@ def demo(folder: Path, force: bool) -> None:
         folder / "auditor.key",
         folder / "auditor.key.pub",
         folder / "checkpoint.json",
+        folder / "case-file.html",
     ]:
         leftover.unlink(missing_ok=True)
     records = staff() + story()
