@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from commands.output import emit
+from commands.output import emit, plural
 from commands.session import session
 from ledger.importing import RECORD_TYPES, Field, RecordType
 
@@ -147,5 +147,5 @@ def import_command(file: Path, historical: bool, fmt: str | None) -> None:
     emit(
         fmt,
         {"file": str(file), "sha256": result.file_sha256, "events": result.events, "referrals": result.referrals},
-        text=f"Imported {result.events} events on {result.referrals} referrals from {file}.",
+        text=f"Imported {plural(result.events, 'event')} on {plural(result.referrals, 'referral')} from {file}.",
     )

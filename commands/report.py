@@ -184,7 +184,7 @@ def report_sentence(case: CaseFile, paths: list[str]) -> str:
         verified = "ledger not verified"
     elif integrity.sound:
         point = integrity.checkpoint
-        verified = "ledger verified" + (f" against the checkpoint of {point.size} events" if point is not None and point.holds else "")
+        verified = "ledger verified" + (f" against the checkpoint of {_count(point.size, 'event')}" if point is not None and point.holds else "")
     else:
         verified = "ledger NOT verified"
     lines = [f"Wrote the case file of {case.reference} to {path}" for path in paths]
