@@ -69,7 +69,16 @@ def export_record(event: LedgerEvent, referral: str, subject: str | None = None)
 
 
 def export_records(ledger: Ledger, referrals: Collection[str] = ()) -> Iterator[dict[str, Any]]:
-    """Every ledger event in log order (only those of ``referrals`` when given), as import records."""
+    """Every ledger event in recording order (only those of ``referrals`` when given), as import records."""
+    found: list[tuple[datetime, int, dict[str, Any]]] = []
+    for position, event, referral, subject in _ledger_events(ledger, referrals):
+        found.append((event.recorded_at, position, export_record(event, referral, subject)))
+    found.sort(key=lambda item: (item[0], item[1]))
+    for _, _, record in found:
+        yield record
+
+
+def _ledger_events(ledger: Ledger, referrals: Collection[str]) -> Iterator[tuple[int, LedgerEvent, str, str | None]]:
     wanted = set(referrals)
     for reference in sorted(wanted):
         ledger.referral_events(reference)  # NotFound: "referral … is not in the ledger"
@@ -91,4 +100,4 @@ def export_records(ledger: Ledger, referrals: Collection[str] = ()) -> Iterator[
             if found is None:
                 raise NotFound(f"event {event.originator_id} v{event.originator_version} belongs to no referral")
             if not wanted or found[0] in wanted:
-                yield export_record(event, *found)
+                yield notification.id, event, found[0], found[1]
