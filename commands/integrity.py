@@ -187,7 +187,9 @@ def _verification_text(result: Any) -> str:
     check = result.checkpoint
     if check is not None:
         stands = "the ledger extends it" if check.extends else "the ledger does NOT extend it"
-        lines.append(f"Checkpoint of {plural(check.checkpoint.size, 'event')} at {check.checkpoint.time} (signature: {check.signature}): {stands}.")
+        lines.append(
+            f"Checkpoint of {plural(check.checkpoint.size, 'event')} at {check.checkpoint.time} (signature: {check.signature}): {stands}."
+        )
     if result.stored_checked:
         lines.append(f"Checkpoints stored in the database: {result.stored_matching} of {result.stored_checked} match.")
     lines += [f"Note: {note}" for note in result.notes]

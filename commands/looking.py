@@ -155,7 +155,17 @@ def _one_event_text(event: dict[str, Any]) -> str:
     from commands.output import _cell
 
     lines = [f"{event['stream']} v{event['version']} {event['type']} ({event['topic']})"]
-    for name in ("stream_id", "occurred_at", "recorded_at", "ingested_at", "source_recorded_at", "actor", "late_reason", "hash", "prev_hash"):
+    for name in (
+        "stream_id",
+        "occurred_at",
+        "recorded_at",
+        "ingested_at",
+        "source_recorded_at",
+        "actor",
+        "late_reason",
+        "hash",
+        "prev_hash",
+    ):
         lines.append(f"  {name.replace('_', ' ')}: {_cell(event[name]) or '-'}")
     lines.append(f"  source: {_cell(event['source']) or '- (recorded live)'}")
     for name, value in event["fields"].items():
@@ -165,7 +175,14 @@ def _one_event_text(event: dict[str, Any]) -> str:
 
 @click.command("export")
 @click.argument("references", metavar="[REFERRAL]...", nargs=-1)
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="FILE", help="The JSON Lines file to write (- for standard output).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    metavar="FILE",
+    help="The JSON Lines file to write (- for standard output).",
+)
 @output_options(tabular=False)
 def export_command(references: tuple[str, ...], out: Path, fmt: str | None) -> None:
     """Write events in the import format, with recorded_at, for 'import --historical'.

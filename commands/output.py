@@ -130,7 +130,9 @@ def arrange(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None) ->
         if rows and name not in known and name not in rows[0]:
             raise click.UsageError(f"--sort: no column {name!r}; the columns are {', '.join(known)}")
         empty = [row for row in arranged if row.get(name) in (None, "")]
-        filled = sorted((row for row in arranged if row.get(name) not in (None, "")), key=lambda row: _sort_key(row.get(name)), reverse=descending)
+        filled = sorted(
+            (row for row in arranged if row.get(name) not in (None, "")), key=lambda row: _sort_key(row.get(name)), reverse=descending
+        )
         arranged = filled + empty
     limit = meta.get(LIMIT)
     if limit is not None:

@@ -1302,7 +1302,6 @@ class ReadModels:
         found.sort(key=lambda item: item.referral)
         return found
 
-
     def referrals(self, at: datetime, *, exact: bool = True) -> list[ListedReferral]:
         """Every referral received by ``at``, as known at ``at``: status, holders, age, days unowned, overdue.
 

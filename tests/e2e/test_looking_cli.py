@@ -118,20 +118,44 @@ def generated_story(referrals: int, seed: int) -> list[dict[str, Any]]:
         ref = f"R-GEN-{n:04d}"
         clock = start + timedelta(hours=rng.randrange(24 * 60))
         story: list[tuple[str, str, dict[str, Any]]] = [
-            ("received", "U-INTAKE", {"originator": rng.choice(["X-FORCE", "X-AGENCY"]), "channel": "liaison", "custodian_unit": "U-INTAKE"}),
-            ("assessed", "U-TRIAGE", {"risk_band": rng.choice(["LOW", "MEDIUM", "HIGH", "VERY_HIGH"]), "immediate_risk": rng.random() < 0.3, "rationale": "Seen."}),
+            (
+                "received",
+                "U-INTAKE",
+                {"originator": rng.choice(["X-FORCE", "X-AGENCY"]), "channel": "liaison", "custodian_unit": "U-INTAKE"},
+            ),
+            (
+                "assessed",
+                "U-TRIAGE",
+                {
+                    "risk_band": rng.choice(["LOW", "MEDIUM", "HIGH", "VERY_HIGH"]),
+                    "immediate_risk": rng.random() < 0.3,
+                    "rationale": "Seen.",
+                },
+            ),
             ("ownership_offered", "U-TRIAGE", {"to_unit": "U-OPS2", "reply_due": None}),
             ("offer_withdrawn", "U-TRIAGE", {"reason": "Wrong team."}),
             ("ownership_offered", "U-TRIAGE", {"to_unit": "U-OPS2"}),
             ("ownership_declined", "U-OPS2", {"reason": "No capacity."}),
             ("escalation_raised", "U-TRIAGE", {"to_role": "head-of-tasking", "issue": "No lead.", "decision_due": None}),
-            ("decision_recorded", "U-TRIAGE", {"outcome": "DEFER", "rationale": "Await data.", "options_considered": ["U-OPS1"], "revisit_by": None}),
+            (
+                "decision_recorded",
+                "U-TRIAGE",
+                {"outcome": "DEFER", "rationale": "Await data.", "options_considered": ["U-OPS1"], "revisit_by": None},
+            ),
             ("ownership_offered", "U-TRIAGE", {"to_unit": "U-OPS1"}),
             ("ownership_accepted", "U-OPS1", {}),
             ("custody_transferred", "U-INTAKE", {"to_unit": "U-OPS1"}),
             ("subject_extracted", "U-OPS1", {"subject": "S-1", "category": "suspect"}),
-            ("subject_triaged", "U-OPS1", {"subject": "S-1", "risk_tool": "RPT", "risk_tool_version": "3", "band": "HIGH", "drivers": ["contact"]}),
-            ("subject_disseminated", "U-OPS1", {"subject": "S-1", "to_force": "F-NORTH", "authorised_by": "P-1", "grading": {"scheme": "3x5x2", "value": "2-B-C"}}),
+            (
+                "subject_triaged",
+                "U-OPS1",
+                {"subject": "S-1", "risk_tool": "RPT", "risk_tool_version": "3", "band": "HIGH", "drivers": ["contact"]},
+            ),
+            (
+                "subject_disseminated",
+                "U-OPS1",
+                {"subject": "S-1", "to_force": "F-NORTH", "authorised_by": "P-1", "grading": {"scheme": "3x5x2", "value": "2-B-C"}},
+            ),
             ("force_rejected", "F-NORTH", {"subject": "S-1", "reason": "Not ours."}),
             ("subject_disseminated", "U-OPS1", {"subject": "S-1", "to_force": "F-NORTH", "authorised_by": "P-1"}),
             ("force_acknowledged", "F-NORTH", {"subject": "S-1"}),
@@ -270,7 +294,10 @@ def test_global_options_work_after_the_command(tmp_path: Path) -> None:
     global_json = runner.invoke(main, ["policy", "show", "--db", url, "--json"], catch_exceptions=False)
     assert "version" in json.loads(global_json.stdout)
     recorded = runner.invoke(
-        main, ["note", "R-2024-0402", "--text", "Checked.", "--db", url, "--as", "P-1:analyst@U-OPS1"], catch_exceptions=False, env={"REFLEDGER_ACTOR": None}
+        main,
+        ["note", "R-2024-0402", "--text", "Checked.", "--db", url, "--as", "P-1:analyst@U-OPS1"],
+        catch_exceptions=False,
+        env={"REFLEDGER_ACTOR": None},
     )
     assert recorded.exit_code == 0, recorded.output
     newest = max((e for e in answer(url, "show", "R-2024-0402")["events"] if e["stream"] == "R-2024-0402"), key=lambda e: e["version"])
