@@ -123,9 +123,9 @@ def backlog_chart(rows: Sequence[BacklogRow]) -> Markup:
     scale = (_RIGHT - _LEFT - 40) / most
     body = []
     for number, (name, _low, _high) in enumerate(AGE_BUCKETS):
-        x = _LEFT + number * 120
-        body.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{AGE_COLOURS[number]}"/>')
-        body.append(_text(x + 17, 14, name.replace("d", " days").replace(" days+", "+ days")))
+        key_x = _LEFT + number * 120
+        body.append(f'<rect x="{key_x}" y="4" width="12" height="12" fill="{AGE_COLOURS[number]}"/>')
+        body.append(_text(key_x + 17, 14, name.replace("d", " days").replace(" days+", "+ days")))
     for index, row in enumerate(rows):
         y = 30 + index * _ROW
         body.append(_text(_LEFT - 8, y + 15, _unit_label(row), "end", "unit"))
