@@ -1,4 +1,4 @@
-"""An independent checker for import JSON Lines (DESIGN.md 3.4-3.6 and 9).
+"""An independent checker for import JSON Lines (docs/DOMAIN.md §4–6 and §8).
 
 It is the generator's safety net, written without sharing any table with ``generate.py``;
 the ledger's importer stays the final judge. Each line is checked for its shape (known type,
@@ -6,12 +6,12 @@ no unknown fields, required fields, ISO 8601 UTC times with Z) and its clocks, t
 three ways against the lines before it:
 
 1. in recording order: the state after every earlier line of the referral;
-2. at its occurred_at (DESIGN 3.6): the earlier lines that occurred at or before it, replayed
+2. at its occurred_at (docs/DOMAIN.md §6): the earlier lines that occurred at or before it, replayed
    in occurred order;
 3. in hindsight: the referral's whole history so far, replayed in occurred order, must stay
    valid once the line is added (what "as known now" projections will replay).
 
-A few checks go beyond DESIGN and are marked "policy": they hold the generator to a realistic
+A few checks go beyond docs/DOMAIN.md and are marked "policy": they hold the generator to a realistic
 story (reviews confirm the actual owner, replies follow requests, force events come from the
 force the subject was sent to). The first violation is reported with its 1-based line number.
 
@@ -34,7 +34,7 @@ _LATE_AFTER = 24 * 3600
 _FUTURE_SKEW = 300
 
 _COMMON = frozenset({"type", "referral", "occurred_at", "actor", "late_reason", "recorded_at"})
-# type: (required fields, optional fields), from the table in DESIGN 9.
+# type: (required fields, optional fields), from the import table (README, Importing).
 _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     kind: (frozenset(required.split()), frozenset(optional.split()))
     for kind, required, optional in (

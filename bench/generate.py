@@ -1,7 +1,7 @@
-"""Synthetic referral ledgers in the import format of DESIGN.md section 9 (JSON Lines).
+"""Synthetic referral ledgers in the import format of docs/DOMAIN.md §8 section 9 (JSON Lines).
 
 Every benchmark (ingest, owner query, audit catch-up, verify, bulk) reads files made here, and
-the importer refuses invalid lines, so every line is valid under DESIGN 3.4-3.6 and 9.
+the importer refuses invalid lines, so every line is valid under docs/DOMAIN.md §4–6 and §8.
 
 How validity is kept:
 - Each referral is simulated on its own, one event at a time, from a state (owner, custodian,
@@ -13,7 +13,7 @@ How validity is kept:
   cannot change with the delay are made late (notes, reviews, external replies, force actions,
   and acceptances while nothing touching the offer happens in between), and only when every
   event of the referral recorded in the meantime commutes with it. So each line is valid both
-  when judged at its occurred_at against the lines before it (DESIGN 3.6) and against the plain
+  when judged at its occurred_at against the lines before it (docs/DOMAIN.md §6) and against the plain
   state after the lines before it, and the whole history is valid in occurred order.
 - Lines are written in recording order: referrals are generated in order of receipt and their
   events merged through a heap keyed by recorded time, so memory holds only the referrals in
@@ -855,7 +855,7 @@ def generate(
     big_referral_events: int = 0,
     historical: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Yield ``events`` import records (DESIGN 9) in recording order, deterministic per seed.
+    """Yield ``events`` import records (docs/DOMAIN.md §8) in recording order, deterministic per seed.
 
     ``referrals`` defaults to about events / 10. Business times lie in [start, end); end
     defaults to three years after start (at most 30 days before today). With
@@ -957,7 +957,7 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[dict[str, Any]])
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Write a synthetic referral ledger as import JSON Lines (DESIGN.md 9).",
+        description="Write a synthetic referral ledger as import JSON Lines (docs/DOMAIN.md §8).",
         epilog="Example: python bench/generate.py --events 1000000 --historical --out /tmp/ledger.jsonl --check",
     )
     parser.add_argument("--events", type=int, required=True, help="number of lines to write")

@@ -1,6 +1,6 @@
 """The one place that maps external records to ledger commands.
 
-A record is a JSON object in the import format (DESIGN section 9): ``type``, ``referral``,
+A record is a JSON object in the import format (docs/DOMAIN.md §8): ``type``, ``referral``,
 ``occurred_at``, ``actor``, optional ``late_reason`` (and ``recorded_at`` in a historical
 import), plus the fields of its type. The CLI's record commands build the same records, so
 a command typed by hand and a line of an import are checked by the same code.

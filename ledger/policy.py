@@ -6,7 +6,7 @@ it asks this module "how long?" and nothing else. Standard library only.
 
 Public API
 ----------
-Rule ids (a public contract, DESIGN section 4), in ``RULE_IDS`` in the design's
+Rule ids (a public contract, docs/DOMAIN.md §7), in ``RULE_IDS`` in the design's
 order: ``OWNER_ACCEPTED``, ``INITIAL_ASSESSMENT``, ``OFFER_REPLY``,
 ``ESCALATION_DECIDED``, ``DEFERRED_REVISIT``, ``SUPERVISORY_REVIEW``,
 ``EXTERNAL_REPLY``, ``DISSEMINATION``, ``FORCE_ACKNOWLEDGEMENT``, ``FORCE_ACTION``,

@@ -340,7 +340,7 @@ def entry_fields(entry: Entry) -> dict[str, Any]:
 
 
 def check_clocks(name: str, entry: Entry, earliest: datetime | None, last_recorded: datetime | None) -> None:
-    """The two-clock invariants every event must satisfy (DESIGN 3.2, 3.6)."""
+    """The two-clock invariants every event must satisfy (docs/DOMAIN.md §3, §6)."""
     if entry.source_recorded_at is not None and entry.source_recorded_at > entry.ingested_at + FUTURE_SKEW:
         raise RuleViolation("not-in-future", f"{name}: recorded_at {iso(entry.source_recorded_at)} is in the future")
     if entry.occurred_at > entry.recorded_at + FUTURE_SKEW:

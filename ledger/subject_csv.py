@@ -1,6 +1,6 @@
 """A bulk package's CSV files: rows checked and turned into records in the import format.
 
-A row becomes one or more records (DESIGN section 9) that go through
+A row becomes one or more records (docs/DOMAIN.md §8) that go through
 ``ledger.importing.parse_record`` like a line of a JSON Lines import, so a CSV and an import can
 never disagree about what is valid. A file is recorded in one transaction: a bad row is
 reported by its line number and nothing of the file is kept. Subjects are pseudonymous

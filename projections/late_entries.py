@@ -1,4 +1,4 @@
-"""Late entries: events recorded long after they happened (DESIGN 3.2, rule late-entry).
+"""Late entries: events recorded long after they happened (docs/DOMAIN.md §3, rule late-entry).
 
 A pure fold over one referral's events and its subjects' events. An entry is **late** when
 recorded − occurred exceeds the policy's late-entry threshold (24 h by default); it then had

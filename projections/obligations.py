@@ -1,6 +1,6 @@
 """What the policy asked of a referral and its subjects at an instant, and whether it was done.
 
-A pure fold (DESIGN 4 and 4.1): events in, one ``Obligation`` per clock the rules start out.
+A pure fold (docs/DOMAIN.md §7 and §7.1): events in, one ``Obligation`` per clock the rules start out.
 Each obligation has a clock start, a due instant and, once something satisfies it, the event
 that did; judged at the instant ``at`` it is met (satisfied by its due instant, exactly on
 time included), breached (satisfied later), open and overdue (unsatisfied, due before ``at``)

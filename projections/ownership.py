@@ -1,6 +1,6 @@
 """Who owned a referral, who held it, and when: ownership and custody intervals, gaps.
 
-A pure fold over one referral's events (DESIGN 3.2-3.4). The rules themselves live in
+A pure fold over one referral's events (docs/DOMAIN.md §3–4). The rules themselves live in
 ``ledger.referral.ReferralState``; this module only walks that state through the events in
 business order and writes down where ownership, custody and status change:
 
@@ -58,7 +58,7 @@ CUSTODY_CLAIM = "custody_transferred"
 
 _ZERO = timedelta(0)
 
-#: each event class → its name in the import format (DESIGN 9), the vocabulary of every answer.
+#: each event class → its name in the import format (docs/DOMAIN.md §8), the vocabulary of every answer.
 EVENT_TYPES: dict[type[LedgerEvent], str] = {
     Referral.Received: "received",
     Referral.Assessed: "assessed",

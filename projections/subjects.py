@@ -1,6 +1,6 @@
 """Where each subject of a referral is at an instant, and the package it belongs to.
 
-Pure folds over a referral's events and its subjects' events (DESIGN 3.4): a subject is
+Pure folds over a referral's events and its subjects' events (docs/DOMAIN.md §4): a subject is
 with the referral's owner (its custodian while unowned) until disseminated, in transit to a
 force until that force acknowledges or rejects (the owner still answers for it), with the
 force after an acknowledgement, back with the owner after a rejection, and closed after
@@ -34,7 +34,7 @@ POSITIONS: tuple[str, ...] = (WITH_REFERRAL_OWNER, IN_TRANSIT, WITH_FORCE, CLOSE
 #: what ``--state`` accepts: a position, or ``actioned`` (a force has acted on it).
 STATE_FILTERS: tuple[str, ...] = (*POSITIONS, ACTIONED)
 
-#: the obligations that concern one subject (DESIGN 4), in the order a subject meets them.
+#: the obligations that concern one subject (docs/DOMAIN.md §7), in the order a subject meets them.
 SUBJECT_RULES: tuple[str, ...] = (DISSEMINATION, FORCE_ACKNOWLEDGEMENT, FORCE_ACTION)
 
 OWNER, CUSTODIAN, FORCE = "owner", "custodian", "force"

@@ -1,4 +1,4 @@
-"""The dependency rules that keep the layers visible (DESIGN section 2), checked on the source."""
+"""The dependency rules that keep the layers visible (docs/ARCHITECTURE.md), checked on the source."""
 
 from __future__ import annotations
 

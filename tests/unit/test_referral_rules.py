@@ -1,4 +1,4 @@
-"""The invariants of DESIGN 3.4 and 3.6, one rule per test: given events, when a command, then."""
+"""The invariants of docs/DOMAIN.md §4 and §6, one rule per test: given events, when a command, then."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def test_history_is_imported_in_recording_order() -> None:
 
 
 def test_a_late_acceptance_is_judged_at_the_time_it_claims() -> None:
-    """DESIGN 3.6: valid if the offer to that unit was open then, even if it was withdrawn since."""
+    """docs/DOMAIN.md §6: valid if the offer to that unit was open then, even if it was withdrawn since."""
     withdrawn = (received(), OFFER, rec("offer_withdrawn", at(5), "U-TRIAGE"))
     late = rec("ownership_accepted", at(4), "U-OPS1", recorded=at(6), late_reason="Accepted by e-mail; entered late")
     ledger = given(*withdrawn).when(late).then("OwnershipAccepted")
