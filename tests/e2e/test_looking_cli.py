@@ -316,3 +316,24 @@ def test_counts_of_one_are_singular(tmp_path: Path) -> None:
     path.write_bytes(orjson.dumps(orjson.loads(WORKED.read_bytes().splitlines()[0])) + b"\n")
     assert "Imported 1 event on 1 referral from" in run(url, "import", "--historical", str(path)).stdout
     assert "1 referral at" in run(url, "referrals").stdout
+
+
+def test_report_straight_after_receive_sees_the_receipt(database_url: str) -> None:
+    runner = CliRunner()
+    env = {"REFLEDGER_ACTOR": "P-1:registry-officer@U-INTAKE"}
+    received = ["--db", database_url, "receive", "R-NOW-1", "--originator", "X-FORCE", "--channel", "liaison", "--custodian-unit", "U-INTAKE"]
+    assert runner.invoke(main, received, catch_exceptions=False, env=env).exit_code == 0
+    result = runner.invoke(main, ["--db", database_url, "report", "R-NOW-1", "--out", "-", "--format", "md", "--no-verify"], catch_exceptions=False, env=env)
+    assert result.exit_code == 0, result.output
+    assert "R-NOW-1" in result.stdout and "U-INTAKE" in result.stdout
+
+
+def test_a_refusal_after_closure_names_the_closure_time(tmp_path: Path) -> None:
+    url = imported(str(tmp_path / "l.sqlite"), WORKED)
+    closed = next(orjson.loads(line) for line in WORKED.read_bytes().splitlines() if orjson.loads(line)["type"] == "closed")
+    late = ["note", "R-2024-0311", "--text", "x"]  # a note is allowed on a closed referral; an offer is not
+    assert run(url, *late, "--as", "P-1:analyst@U-OPS1").stdout
+    refused = run(url, "offer", "R-2024-0311", "--to-unit", "U-OPS2", "--as", "P-1:team-manager@U-OPS1", code=1).stderr
+    assert f"was closed at {closed['occurred_at']}" in refused, refused
+    subject = run(url, "subject", "add", "R-2024-0311", "SUBJ-X", "--category", "suspect", "--as", "P-1:analyst@U-OPS1", code=1).stderr
+    assert f"was closed at {closed['occurred_at']}" in subject, subject
