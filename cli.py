@@ -8,6 +8,7 @@ import click
 
 from commands.audit import audit_group, backlog_command, projections_group
 from commands.demo import demo
+from commands.directory import accountable_command, directory_group, person_group, role_group, secondment_group, unit_group
 from commands.integrity import checkpoint, keygen, proof, verify, verify_proof_command
 from commands.looking import export_command, referrals_command, show_command
 from commands.obligations import obligations_command, policy_group
@@ -110,6 +111,8 @@ main.add_command(backlog_command)
 main.add_command(projections_group)
 main.add_command(report_command)
 main.add_command(demo)
+for _directory_command in (unit_group, person_group, role_group, secondment_group, directory_group, accountable_command):
+    main.add_command(_directory_command)
 main.add_command(referrals_command)
 main.add_command(show_command)
 main.add_command(export_command)

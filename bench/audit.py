@@ -41,8 +41,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _ledgers import copy_sqlite_events_to_postgres  # noqa: E402
 
 from ledger.importing import import_file  # noqa: E402
-from ledger.storage import connect_postgres, open_ledger, resolve_database  # noqa: E402
+from ledger.storage import connect_postgres, resolve_database  # noqa: E402
 from ledger.values import Actor, Stamp  # noqa: E402
+from ledger.wiring import open_ledger  # noqa: E402
 from projections.store import ReadModels  # noqa: E402
 
 OUT = ROOT / "bench" / "out"

@@ -96,7 +96,7 @@ def one_run(db: str, files: dict[str, Path]) -> dict[str, float]:
 def in_process_query(db: str) -> dict[str, float]:
     """The package query without starting Python: read (one query) + folds + obligations."""
     sys.path.insert(0, str(ROOT))
-    from ledger.storage import open_ledger
+    from ledger.wiring import open_ledger
     from projections.subjects import evaluate_package
 
     ledger, _ = open_ledger(db)

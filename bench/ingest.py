@@ -30,7 +30,8 @@ from eventsourcing.application import Application  # noqa: E402
 from eventsourcing.domain import Aggregate  # noqa: E402
 
 from ledger.importing import import_file  # noqa: E402
-from ledger.storage import connect_postgres, open_ledger, resolve_database  # noqa: E402
+from ledger.storage import connect_postgres, resolve_database  # noqa: E402
+from ledger.wiring import open_ledger  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 

@@ -69,7 +69,7 @@ def ledger_files(events: int, big: int, seed: int, chunk: int) -> list[Path]:
 def import_all(url: str, paths: list[Path]) -> float:
     """Import the files in order, one transaction each (as `refledger import` does)."""
     from ledger.importing import import_file
-    from ledger.storage import open_ledger
+    from ledger.wiring import open_ledger
 
     began = time.perf_counter()
     ledger, _ = open_ledger(url)
@@ -116,8 +116,8 @@ def summary(samples: list[float]) -> dict[str, float]:
 def in_process(url: str, reference: str, repeat: int) -> dict[str, Any]:
     import orjson
 
-    from ledger.storage import open_ledger
     from ledger.values import referral_id
+    from ledger.wiring import open_ledger
     from projections.ownership import answer_document, owner_at
 
     ledger, _ = open_ledger(url)

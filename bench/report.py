@@ -65,7 +65,7 @@ def fresh_sqlite(path: Path) -> str:
 
 def import_ledger(url: str, source: Path) -> None:
     from ledger.importing import import_file
-    from ledger.storage import open_ledger
+    from ledger.wiring import open_ledger
 
     ledger, _ = open_ledger(url)
     began = time.perf_counter()
@@ -87,9 +87,10 @@ def seconds(run: Callable[[], Any], repeat: int) -> dict[str, float]:
 
 
 def in_process(url: str, reference: str, repeat: int) -> dict[str, Any]:
-    from ledger.integrity import latest_checkpoint, verify_ledger
+    from ledger.checkpointing import latest_checkpoint
     from ledger.policy import DEFAULT_POLICY
-    from ledger.storage import open_ledger
+    from ledger.verification import verify_ledger
+    from ledger.wiring import open_ledger
     from projections.report import case_file, integrity_statement, render_html, render_markdown
 
     ledger, database = open_ledger(url)

@@ -35,9 +35,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _ledgers import copy_sqlite_events_to_postgres  # noqa: E402
 from generate import generate, write_jsonl  # noqa: E402
 
+from ledger.checkpointing import make_checkpoint  # noqa: E402
 from ledger.importing import import_file  # noqa: E402
-from ledger.integrity import make_checkpoint, verify_ledger  # noqa: E402
-from ledger.storage import Database, connect_postgres, open_ledger, resolve_database  # noqa: E402
+from ledger.storage import Database, connect_postgres, resolve_database  # noqa: E402
+from ledger.verification import verify_ledger  # noqa: E402
+from ledger.wiring import open_ledger  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test?schema=bench_verify"

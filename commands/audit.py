@@ -331,3 +331,22 @@ def rebuild_command(fmt: str | None) -> None:
         text=f"Rebuilt from {result.entries} log entries ({_plural(result.referrals_folded, 'referral')}) in {result.seconds:.1f} s "
         f"({result.entries_per_second:,.0f} entries/s); position {status.position}, head {status.head}.",
     )
+
+
+@audit_group.command("actors")
+@click.option("--counts", is_flag=True, help="Count per person, role, unit and rule instead of listing each event.")
+@click.option("--fail-on-findings", is_flag=True, help=_FINDINGS_HELP)
+@output_options()
+def actors_command(counts: bool, fail_on_findings: bool, fmt: str | None) -> None:
+    """List every event whose actor does not check out against the staff directory: not a
+    registered person, an unknown unit, or a role not held there then (neither when it
+    happened nor when it was recorded). Events recorded before the directory was in force, and
+    every line of an ``import --historical``, are kept and listed here.
+
+    \b
+    Example:
+      refledger audit actors --counts
+    """
+    from commands.directory import actors_command_body
+
+    actors_command_body(counts, fail_on_findings, fmt)

@@ -250,6 +250,54 @@ def story() -> list[dict[str, Any]]:
     return [record for _, record in lines]
 
 
+HR = ("P-001", "hr-officer", "U-HR")
+AGENCY = "NCA"
+
+
+def staff() -> list[dict[str, Any]]:
+    """The staff directory of the story: units, people, roles held, a secondment, a retirement."""
+    lines: list[dict[str, Any]] = []
+
+    def entry(type_: str, when: str, **fields: Any) -> None:
+        at = _z(_t(when))
+        lines.append(
+            {"type": type_, "occurred_at": at, "recorded_at": at, "actor": dict(zip(("person", "role", "unit"), HR, strict=True)), **fields}
+        )
+
+    start = "2012-01-02T09:00:00"
+    entry("unit_registered", start, unit="U-HR", name="Human resources", kind="agency-unit")
+    for unit, name in (
+        ("U-INTAKE", "Intake and registry"),
+        ("U-TRIAGE", "Triage"),
+        ("U-OPSA", "Operations A"),
+        ("U-OPSB", "Operations B"),
+        ("U-TASKING", "Tasking"),
+        ("U-LIAISON", "International liaison"),
+    ):
+        entry("unit_registered", start, unit=unit, name=name, kind="agency-unit")
+    for force, name in (("F-NORTH", "Northshire Police"), ("F-EAST", "Eastshire Police"), ("F-WEST", "Westshire Police")):
+        entry("unit_registered", start, unit=force, name=name, kind="force")
+    posts = [HR, REGISTRY, ANALYST, TRIAGE_MANAGER, OPSA, OPSB, OPSB_DI, TASKING, LIAISON, *FORCES.values()]
+    posts += [("P-012", "head-of-unit", "U-INTAKE"), ("P-047", "head-of-unit", "U-OPSB")]
+    for person, _, unit in posts:
+        employer = unit if unit.startswith("F-") else ("F-EAST" if person == OPSB[0] else AGENCY)
+        entry("person_registered", start, person=person, employer=employer)
+    entry("person_registered", start, person="P-048", employer=AGENCY)
+    # the OPSB team manager is a detective seconded from a regional force
+    entry("secondment_started", start, person=OPSB[0], to_organisation=AGENCY)
+    for person, role, unit in posts:
+        entry("role_assigned", start, person=person, role=role, unit=unit)
+    entry("role_assigned", start, person="P-048", role="detective-sergeant", unit="U-OPSB")
+    # the head of OPSB retires in the middle of the gap; a detective sergeant acts up
+    entry("role_ended", "2013-03-01T17:00:00", person="P-047", role="head-of-unit", unit="U-OPSB", reason="retired")
+    entry("person_left", "2013-03-01T17:00:00", person="P-047", reason="retired")
+    entry("role_assigned", "2013-03-04T09:00:00", person="P-048", role="head-of-unit", unit="U-OPSB", acting=True)
+    # the seconded officer goes back to the force
+    entry("role_ended", "2014-06-30T17:00:00", person=OPSB[0], role=OPSB[1], unit=OPSB[2], reason="secondment ended")
+    entry("secondment_ended", "2014-06-30T17:00:00", person=OPSB[0])
+    return lines
+
+
 def _queries(db: str) -> Iterator[tuple[str, list[str]]]:
     """What an inquiry asks, in order: (why, the command line after 'refledger --db DB')."""
     yield "Who owned it a week after it arrived? Nobody: an offer is not ownership.", ["owner", REFERENCE, "--at", "2012-07-23T12:00:00Z"]
@@ -267,6 +315,15 @@ def _queries(db: str) -> Iterator[tuple[str, list[str]]]:
     )
     yield "The bulk package: where each subject is, on 6 December 2013:", ["subjects", "list", PACKAGE, "--at", "2013-12-06T12:00:00Z"]
     yield "The package at a glance:", ["package", PACKAGE, "--at", "2013-12-06T12:00:00Z"]
+    yield (
+        "Who answered for it in the middle of the gap? The custodian's accountable people:",
+        ["accountable", REFERENCE, "--at", "2013-06-01T12:00:00Z"],
+    )
+    yield (
+        f"The record an inquiry prepares for one manager ({OPSB[0]}, seconded from F-EAST):",
+        ["person", OPSB[0], "--from", "2012-07-01", "--to", "2014-01-01"],
+    )
+    yield "Every actor checks out against the staff directory:", ["audit", "actors"]
     yield "The morning audit: every ownership gap in the ledger,", ["audit", "gaps"]
     yield "every obligation overdue on 10 December 2013,", ["audit", "overdue", "--at", "2013-12-10T12:00:00Z"]
     yield "every late entry,", ["audit", "late-entries"]
@@ -315,7 +372,7 @@ def demo(folder: Path) -> None:
     """
     from cli import main
     from ledger.importing import import_lines
-    from ledger.storage import open_ledger
+    from ledger.wiring import open_ledger
 
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "ledger.sqlite"
@@ -327,7 +384,7 @@ def demo(folder: Path) -> None:
         folder / "checkpoint.json",
     ]:
         leftover.unlink(missing_ok=True)
-    records = story()
+    records = staff() + story()
     story_file = folder / "story.jsonl"
     data = b"".join(orjson.dumps(r) + b"\n" for r in records)
     story_file.write_bytes(data)
@@ -348,7 +405,7 @@ months later the originator asked for an update; U-OPSB was assigned and accepte
 acceptance was entered nine days late. A first tranche ({PACKAGE}, {len(SUBJECTS)} subjects) was
 triaged and partly sent to forces; one subject is still in transit.
 
-{result.events} events from {story_file} were recorded in {db}.
+{result.events} events from {story_file} (the staff directory first) were recorded in {db}.
 """
     )
     for why, args in _queries(str(db)):

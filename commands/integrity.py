@@ -1,6 +1,6 @@
 """Integrity commands: keygen, checkpoint, verify, proof, verify-proof.
 
-Thin: read the files the user names, call ``ledger.integrity``, render through ``emit``.
+Thin: read the files the user names, call ``ledger.checkpointing``, ``ledger.verification`` and ``ledger.proofs``, render through ``emit``.
 ``verify`` and ``verify-proof`` exit 3 when the record does not hold (FindingsExit).
 """
 
@@ -42,7 +42,7 @@ def _write_new(path: Path, data: bytes, private: bool = False) -> None:
 
 def _public_key(value: str | None) -> bytes | None:
     """--public-key: a PEM file, a file holding 64 hex characters, or the 64 hex characters."""
-    from ledger.integrity import parse_public_key
+    from ledger.checkpoint import parse_public_key
 
     if value is None:
         return None
@@ -65,7 +65,7 @@ def keygen(out: Path, fmt: str | None) -> None:
     Example:
       refledger keygen --out checkpoint-key.pem
     """
-    from ledger.integrity import new_signing_key
+    from ledger.checkpoint import new_signing_key
 
     private, public_pem, public_hex = new_signing_key()
     public_path = out.with_name(out.name + ".pub")
@@ -101,7 +101,8 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str
     Example:
       refledger checkpoint --key checkpoint-key.pem --out checkpoints/2024-04-30.json
     """
-    from ledger.integrity import LedgerTampered, checkpoint_leaves, make_checkpoint
+    from ledger.checkpointing import checkpoint_leaves, make_checkpoint
+    from ledger.errors import LedgerTampered
 
     pem = _read(key, "key") if key is not None else None
     for path in (out, leaves):
@@ -154,8 +155,9 @@ def verify(checkpoint_file: Path | None, public_key: str | None, leaves: Path | 
     Example:
       refledger verify --checkpoint checkpoints/2024-04-30.json --public-key checkpoint-key.pem.pub
     """
-    from ledger.integrity import Checkpoint, verify_ledger
+    from ledger.checkpoint import Checkpoint
     from ledger.storage import append_only_guard_state, resolve_database
+    from ledger.verification import verify_ledger
 
     found_checkpoint = Checkpoint.from_json(_read(checkpoint_file, "checkpoint"), str(checkpoint_file)) if checkpoint_file else None
     pinned = _public_key(public_key)
@@ -212,7 +214,8 @@ def proof(reference: str, out: Path | None, fmt: str | None) -> None:
     Example:
       refledger proof R-2024-0311 --out R-2024-0311.proof.json
     """
-    from ledger.integrity import LedgerTampered, export_proof
+    from ledger.errors import LedgerTampered
+    from ledger.proofs import export_proof
 
     if out is not None and out.exists():
         raise click.ClickException(f"{out} already exists; choose another name")
@@ -256,7 +259,7 @@ def verify_proof_command(file: Path, public_key: str | None, fmt: str | None) ->
       refledger verify-proof R-2024-0311.proof.json --public-key checkpoint-key.pem.pub
     """
     from ledger.errors import InvalidInput
-    from ledger.integrity import verify_proof
+    from ledger.proofs import verify_proof
 
     try:
         document = orjson.loads(_read(file, "proof file"))

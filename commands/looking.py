@@ -80,7 +80,7 @@ _SHOW_COLUMNS = ("stream", "version", "type", "occurred_at", "recorded_at", "act
 
 def stored_event(event: Any, stream: str) -> dict[str, Any]:
     """One stored event as it was recorded: both clocks, actor, hashes, provenance and its fields."""
-    from ledger.integrity import event_hash
+    from ledger.canonical import event_hash
     from projections.ownership import event_type
 
     common = {"occurred_at", "actor", "late_reason", "source_recorded_at", "source", "prev_hash", "timestamp"}
@@ -190,7 +190,9 @@ def export_command(references: tuple[str, ...], out: Path, fmt: str | None) -> N
     Every event of the ledger (or of the referrals named, with their subjects) becomes one
     line, in the order they were recorded. Importing the file with --historical into a
     fresh ledger gives the same answers: owners, gaps, obligations, late entries. The new
-    ledger keeps its own hashes and gives each event the export file as provenance.
+    ledger keeps its own hashes and gives each event the export file as provenance. Without
+    REFERRAL the staff directory's records come too; putting the directory in force is not
+    an import line ('directory enforce' again on the new ledger).
 
     \b
     Example:
@@ -218,7 +220,8 @@ def export_command(references: tuple[str, ...], out: Path, fmt: str | None) -> N
             for record in _chain(first, records):
                 handle.write(orjson.dumps(record) + b"\n")
                 count += 1
-                referrals.add(record["referral"])
+                if "referral" in record:  # staff directory records have none
+                    referrals.add(record["referral"])
         os.replace(temporary, out)
     except OSError as error:
         temporary.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ def _pair(text: str, name: str, keys: tuple[str, str]) -> dict[str, str]:
     return {keys[0]: left.strip(), keys[1]: right.strip()}
 
 
-def _option(field: Field) -> click.Option:
+def field_option(field: Field) -> click.Option:
     flag = "--" + field.name.replace("_", "-")
     if field.kind == "bool":
         return click.Option([f"{flag}/--no-{flag[2:]}", field.name], default=False, help=field.help)
@@ -44,7 +44,7 @@ def _option(field: Field) -> click.Option:
     )
 
 
-def _record_value(field: Field, value: Any) -> Any:
+def record_value(field: Field, value: Any) -> Any:
     if field.kind == "grading":
         return _pair(value, field.name, ("scheme", "value"))
     if field.kind == "claim":
@@ -71,7 +71,7 @@ def _make_command(record_type: RecordType) -> click.Command:
         for field in record_type.fields:
             value = values.get(field.name)
             if value is not None and value != ():
-                record[field.name] = _record_value(field, value)
+                record[field.name] = record_value(field, value)
         command = parse_record(record, occurred_now_if_missing=True)
         command.run(current.ledger)
         what = f"{record_type.type} on {referral}" + (f" subject {values['subject']}" if record_type.on_subject else "")
@@ -80,10 +80,16 @@ def _make_command(record_type: RecordType) -> click.Command:
     params: list[click.Parameter] = [click.Argument(["referral"], metavar="REFERRAL")]
     if record_type.on_subject:
         params.append(click.Argument(["subject"], metavar="SUBJECT"))
-    params += [_option(f) for f in record_type.fields if f.name != "subject"]
-    params += [
-        click.Option(["--at", "at"], metavar="TIME", help="When it happened (ISO 8601 with zone; default now)."),
-        click.Option(["--late-reason"], help="Why it is recorded more than 24 h after it happened."),
+    params += [field_option(f) for f in record_type.fields if f.name != "subject"]
+    return recording_command(record_type, params, callback)
+
+
+def recording_command(record_type: RecordType, params: list[click.Parameter], callback: Any, happened: str = "happened") -> click.Command:
+    """A record command: its arguments and fields, then --at, --late-reason and --as."""
+    params = [
+        *params,
+        click.Option(["--at", "at"], metavar="TIME", help=f"When it {happened} (ISO 8601 with zone; default now)."),
+        click.Option(["--late-reason"], help=f"Why it is recorded more than 24 h after it {happened}."),
         click.Option(
             ["--as", "actor"], metavar="PERSON:ROLE@UNIT", help="Who records it (or --as before the command, or REFLEDGER_ACTOR)."
         ),
@@ -107,7 +113,7 @@ def subject_group() -> None:
     """
 
 
-REFERRAL_COMMANDS = [_make_command(t) for t in RECORD_TYPES if not t.on_subject]
+REFERRAL_COMMANDS = [_make_command(t) for t in RECORD_TYPES if not t.on_subject and not t.on_directory]
 for _subject_type in RECORD_TYPES:
     if _subject_type.on_subject:
         subject_group.add_command(_make_command(_subject_type))

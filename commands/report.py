@@ -1,6 +1,6 @@
 """``refledger report REF``: the investigator's case file (HTML, Markdown, PDF).
 
-Thin: read the referral's events, verify the ledger (``ledger.integrity``), build the case
+Thin: read the referral's events, verify the ledger (``ledger.verification``), build the case
 file with ``projections.report`` and write it; the summary goes through ``emit``.
 """
 
@@ -106,7 +106,9 @@ def report_command(
       refledger report R-2012-0716 --pdf case-file.pdf --checkpoint checkpoint.json --public-key auditor.key.pub
     """
     from commands.integrity import _public_key, _read
-    from ledger.integrity import Checkpoint, latest_checkpoint, verify_ledger
+    from ledger.checkpoint import Checkpoint
+    from ledger.checkpointing import latest_checkpoint
+    from ledger.verification import verify_ledger
     from projections.report import HTML, ChromiumMissing, case_file, find_chromium, integrity_statement, render
 
     if out is None and pdf is None:
@@ -141,6 +143,8 @@ def report_command(
     subjects = ledger.subject_events(reference)
     verification = None if no_verify else verify_ledger(ledger, database, checkpoint, pinned)
     latest = None if no_verify else latest_checkpoint(ledger, database)
+    from projections.accountable import Directory
+
     case = case_file(
         events,
         subjects,
@@ -149,6 +153,7 @@ def report_command(
         policy=current.policy,
         integrity=integrity_statement(verification, latest, events, pinned),
         generated_at=ledger.clock().replace(microsecond=0),
+        directory=Directory(ledger, as_known_at),
     )
     document = render(case, chosen)
     written = None

@@ -44,7 +44,7 @@ class Session:
 
     def open(self) -> tuple[Ledger, Database]:
         if self._ledger is None:
-            from ledger.storage import open_ledger
+            from ledger.wiring import open_ledger
 
             self._ledger, self._database = open_ledger(self.db)
         assert self._database is not None

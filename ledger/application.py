@@ -15,16 +15,33 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog, project_aggregate
-from eventsourcing.domain import Aggregate, DomainEvent
+from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
 
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.referral import LedgerEvent, Referral
+from ledger.staff import (
+    DIRECTORY_STREAM,
+    INDEX_STREAM,
+    UNIT_KINDS,
+    Person,
+    PersonState,
+    StaffDirectory,
+    StaffListed,
+    Unit,
+    UnitState,
+    actor_refusal,
+    person_stream,
+    unit_stream,
+)
 from ledger.subject import Subject, SubjectListed, directory_id
 from ledger.transcoder import LedgerMapper, OrjsonTranscoder
-from ledger.values import Entry, Stamp, referral_id, subject_id, utcnow
+from ledger.values import Entry, Stamp, iso, referral_id, subject_id, utcnow
 
 A = TypeVar("A", bound=Aggregate)
+L = TypeVar("L", bound=DomainEvent)
+#: reads the events of many streams (each in version order) in one go: (application, stream ids) → events
+StreamReader = Callable[[Application[UUID], Sequence[UUID]], dict[UUID, list[DomainEventProtocol[UUID]]]]
 C = TypeVar("C", bound=Callable[..., Any])
 
 #: how often a command is re-run when another recording got to the same stream first
@@ -56,14 +73,22 @@ def retried(command: C) -> C:
     return cast(C, run)
 
 
+def _read_one_by_one(application: Application[UUID], stream_ids: Sequence[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+    return {i: list(application.events.get(i)) for i in stream_ids}
+
+
 class Ledger(Application[UUID]):
     """Records every action on referrals and their subjects as immutable events."""
 
     name = "Ledger"
 
-    def __init__(self, env: dict[str, str] | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, clock: Callable[[], datetime] = utcnow, stream_reader: StreamReader | None = None
+    ) -> None:
         super().__init__(env)
         self.clock = clock
+        #: reads many streams at once; the wiring gives the database's bulk reader
+        self._read_streams: StreamReader = stream_reader or _read_one_by_one
         self._batch: dict[UUID, Aggregate] | None = None
         self._batch_logged: list[DomainEvent] = []
         self._directory_next: dict[str, int] = {}
@@ -80,7 +105,21 @@ class Ledger(Application[UUID]):
     # --- the shape every command shares -------------------------------------------
 
     def _entry(self, stamp: Stamp) -> Entry:
-        return Entry.resolve(stamp, self.clock())
+        entry = Entry.resolve(stamp, self.clock())
+        if stamp.source_recorded_at is None:  # a historical line is kept, and judged by `audit actors`
+            self._check_actor(entry)
+        return entry
+
+    def _check_actor(self, entry: Entry) -> None:
+        """Once the directory is in force, a live event's actor must hold that role there then."""
+        in_force_from = self.directory_in_force_from()
+        if in_force_from is None or entry.recorded_at < in_force_from:
+            return
+        refusal = actor_refusal(
+            entry.actor, self.person_state(entry.actor.person), self.unit_state(entry.actor.unit), entry.occurred_at, entry.recorded_at
+        )
+        if refusal is not None:
+            raise RuleViolation(refusal[0], f"the directory is in force since {iso(in_force_from)}: {refusal[1]}")
 
     def _get(self, cls: type[A], aggregate_id: UUID, name: str) -> A:
         if self._batch is not None and aggregate_id in self._batch:
@@ -128,10 +167,8 @@ class Ledger(Application[UUID]):
         """
         if self._batch is None:
             raise RuntimeError("preload works inside batch() only")
-        from ledger.storage import read_streams  # storage builds Ledgers, so it imports this module
-
         wanted = [i for i in dict.fromkeys(stream_ids) if i not in self._batch and i not in self._batch_absent]
-        for stream_id, events in read_streams(self, wanted).items():
+        for stream_id, events in self._read_streams(self, wanted).items():
             aggregate = project_aggregate(None, events) if events else None
             if isinstance(aggregate, Aggregate):
                 self._batch[stream_id] = aggregate
@@ -290,15 +327,18 @@ class Ledger(Application[UUID]):
         return EventSourcedLog(self.events, directory_id(reference), SubjectListed)
 
     def _list_subject(self, reference: str, subject: str) -> SubjectListed:
-        directory = self._directory(reference)
-        if self._batch is None or reference not in self._directory_next:
-            last = directory.get_last()
+        return self._log_entry(self._directory(reference), reference, subject=subject)
+
+    def _log_entry(self, log: EventSourcedLog[L], key: str, **fields: Any) -> L:
+        """The next entry of an index log (inside a batch, counted on from the batch's entries)."""
+        if self._batch is None or key not in self._directory_next:
+            last = log.get_last()
             next_version = 1 if last is None else last.originator_version + 1
         else:
-            next_version = self._directory_next[reference]
+            next_version = self._directory_next[key]
         if self._batch is not None:
-            self._directory_next[reference] = next_version + 1
-        return directory.trigger_event(next_originator_version=next_version, subject=subject)
+            self._directory_next[key] = next_version + 1
+        return log.trigger_event(next_originator_version=next_version, **fields)
 
     def subject_refs(self, reference: str) -> list[str]:
         """The subjects of a referral, in the order they were added."""
@@ -306,11 +346,20 @@ class Ledger(Application[UUID]):
 
     def subject_events(self, reference: str) -> dict[str, list[LedgerEvent]]:
         """Each subject of a referral → its events in recording order (one query for them all)."""
-        from ledger.storage import read_streams  # storage builds Ledgers, so it imports this module
-
         subjects = {subject_id(reference, subject): subject for subject in self.subject_refs(reference)}
-        streams = read_streams(self, list(subjects))
+        streams = self._read_streams(self, list(subjects))
         return {subject: [e for e in streams[sid] if isinstance(e, LedgerEvent)] for sid, subject in subjects.items()}
+
+    def subject_events_of(self, references: Sequence[str]) -> dict[str, dict[str, list[LedgerEvent]]]:
+        """``subject_events`` for many referrals in two queries (their directories, then every subject)."""
+        directories = self._read_streams(self, [directory_id(reference) for reference in references])
+        listed = {
+            reference: [e.subject for e in directories[directory_id(reference)] if isinstance(e, SubjectListed)] for reference in references
+        }
+        streams = self._read_streams(self, [subject_id(r, s) for r, subjects in listed.items() for s in subjects])
+        return {
+            r: {s: [e for e in streams[subject_id(r, s)] if isinstance(e, LedgerEvent)] for s in subjects} for r, subjects in listed.items()
+        }
 
     def _subject_command(self, reference: str, stamp: Stamp, subject: str, command: Callable[..., None], **fields: Any) -> None:
         entry = self._entry(stamp)
@@ -342,6 +391,123 @@ class Ledger(Application[UUID]):
     @retried
     def close_subject(self, reference: str, stamp: Stamp, subject: str, outcome: str, rationale: str) -> None:
         self._subject_command(reference, stamp, subject, Subject.close, outcome=outcome, rationale=rationale)
+
+    # --- staff directory commands ---------------------------------------------------
+
+    def directory_in_force_from(self) -> datetime | None:
+        if not self._exists(DIRECTORY_STREAM):
+            return None
+        return self._get(StaffDirectory, DIRECTORY_STREAM, "the directory").in_force_from
+
+    def unit_state(self, unit: str) -> UnitState | None:
+        """The unit's story as recorded so far (None: never registered)."""
+        if not self._exists(unit_stream(unit)):
+            return None
+        return self._get(Unit, unit_stream(unit), f"unit {unit}").state()
+
+    def person_state(self, person: str) -> PersonState | None:
+        if not self._exists(person_stream(person)):
+            return None
+        return self._get(Person, person_stream(person), f"person {person}").state()
+
+    def _unit_at(self, unit: str, at: datetime, what: str = "") -> Unit:
+        found = self._get(Unit, unit_stream(unit), f"unit {unit}")
+        if not found.state().exists_at(at):
+            raise RuleViolation("unit-exists", f"unit {unit}{what} is not open at {iso(at)}")
+        return found
+
+    def _person_at(self, person: str, at: datetime) -> Person:
+        found = self._get(Person, person_stream(person), f"person {person}")
+        if not found.state().on_staff_at(at):
+            raise RuleViolation("person-exists", f"{person} is not on the staff at {iso(at)}")
+        return found
+
+    def _list_staff(self, kind: str, name: str) -> StaffListed:
+        # counted beside the subject directories, under a key no referral reference can be
+        return self._log_entry(EventSourcedLog(self.events, INDEX_STREAM, StaffListed), "\0staff", kind=kind, name=name)
+
+    def staff_index(self) -> list[StaffListed]:
+        """Every unit and person of the directory, in the order they were registered."""
+        return list(EventSourcedLog(self.events, INDEX_STREAM, StaffListed).get())
+
+    @retried
+    def register_unit(self, stamp: Stamp, unit: str, name: str, kind: str, parent: str | None = None) -> None:
+        entry = self._entry(stamp)
+        if kind not in UNIT_KINDS:
+            raise RuleViolation("unit-kind", f"unit kind {kind!r} is not one of {', '.join(UNIT_KINDS)}")
+        if self._exists(unit_stream(unit)):
+            raise RuleViolation("registered-once", f"unit {unit} is already registered")
+        if parent is not None:
+            if parent == unit:
+                raise RuleViolation("unit-exists", f"unit {unit} cannot be its own parent")
+            self._unit_at(parent, entry.occurred_at, " (the parent)")
+        self._keep(Unit.register(entry, unit, name, kind, parent), logged=[self._list_staff("unit", unit)])
+
+    @retried
+    def rename_unit(self, stamp: Stamp, unit: str, name: str) -> None:
+        found = self._get(Unit, unit_stream(unit), f"unit {unit}")
+        found.record(Unit.Renamed, self._entry(stamp), name=name)
+        self._keep(found)
+
+    @retried
+    def close_unit(self, stamp: Stamp, unit: str, reason: str | None = None) -> None:
+        found = self._get(Unit, unit_stream(unit), f"unit {unit}")
+        found.record(Unit.Closed, self._entry(stamp), reason=reason)
+        self._keep(found)
+
+    @retried
+    def register_person(self, stamp: Stamp, person: str, employer: str, login: str | None = None) -> None:
+        entry = self._entry(stamp)
+        if self._exists(person_stream(person)):
+            raise RuleViolation("registered-once", f"person {person} is already registered")
+        self._keep(Person.register(entry, person, employer, login), logged=[self._list_staff("person", person)])
+
+    @retried
+    def person_left(self, stamp: Stamp, person: str, reason: str | None = None) -> None:
+        found = self._get(Person, person_stream(person), f"person {person}")
+        found.record(Person.Left, self._entry(stamp), reason=reason)
+        self._keep(found)
+
+    @retried
+    def assign_role(self, stamp: Stamp, person: str, role: str, unit: str, acting: bool = False) -> None:
+        entry = self._entry(stamp)
+        self._person_at(person, entry.occurred_at)
+        found = self._get(Unit, unit_stream(unit), f"unit {unit}")
+        found.record(Unit.RoleAssigned, entry, person=person, role=role, acting=acting)
+        self._keep(found)
+
+    @retried
+    def end_role(self, stamp: Stamp, person: str, role: str, unit: str, reason: str | None = None) -> None:
+        entry = self._entry(stamp)
+        self._get(Person, person_stream(person), f"person {person}")
+        found = self._get(Unit, unit_stream(unit), f"unit {unit}")
+        found.record(Unit.RoleEnded, entry, person=person, role=role, reason=reason)
+        self._keep(found)
+
+    @retried
+    def start_secondment(self, stamp: Stamp, person: str, to_organisation: str) -> None:
+        found = self._get(Person, person_stream(person), f"person {person}")
+        found.record(Person.SecondmentStarted, self._entry(stamp), to_organisation=to_organisation)
+        self._keep(found)
+
+    @retried
+    def end_secondment(self, stamp: Stamp, person: str) -> None:
+        found = self._get(Person, person_stream(person), f"person {person}")
+        found.record(Person.SecondmentEnded, self._entry(stamp))
+        self._keep(found)
+
+    @retried
+    def enforce_directory(self, stamp: Stamp, in_force_from: datetime) -> None:
+        """Put the directory in force: from ``in_force_from`` every live event's actor is checked."""
+        entry = self._entry(stamp)
+        if self._exists(DIRECTORY_STREAM):
+            since = self.directory_in_force_from()
+            assert since is not None
+            raise RuleViolation("enforced-once", f"the directory is already in force from {iso(since)}")
+        refusal = actor_refusal(entry.actor, self.person_state(entry.actor.person), self.unit_state(entry.actor.unit), entry.occurred_at)
+        if refusal is not None:
+            raise RuleViolation(refusal[0], f"who puts the directory in force must check out against it: {refusal[1]}")
+        self._keep(StaffDirectory.enforce(entry, in_force_from))
 
     # --- reading ---------------------------------------------------------------
 

@@ -29,3 +29,12 @@ class InvalidInput(LedgerError):
 
 class StorageError(LedgerError):
     """The database could not be opened or reached."""
+
+
+class LedgerTampered(LedgerError):
+    """The stored events no longer match what an earlier checkpoint recorded."""
+
+
+def first_words(error: BaseException) -> str:
+    """The first line of an error's message (at most 80 characters), for a one-line report."""
+    return (str(error).strip() or type(error).__name__).splitlines()[0][:80]

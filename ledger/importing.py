@@ -19,6 +19,7 @@ import orjson
 
 from ledger.application import Ledger
 from ledger.errors import InvalidInput, LedgerError
+from ledger.staff import UNIT_KINDS, person_stream, unit_stream
 from ledger.values import DECISION_OUTCOMES, RISK_BANDS, Actor, Stamp, parse_instant, referral_id, subject_id
 
 COMMON_FIELDS = frozenset({"type", "referral", "occurred_at", "actor", "late_reason"})
@@ -29,7 +30,7 @@ class Field:
     """One field of a record type: its name in the import format and how it is checked."""
 
     name: str
-    kind: str  # text | int | bool | instant | texts | grading | claim | band | outcome | code
+    kind: str  # text | int | bool | instant | texts | grading | claim | band | outcome | code | unit_kind
     required: bool = True
     help: str = ""
     #: the command's parameter name, where the import format uses another word
@@ -51,6 +52,12 @@ class RecordType:
     summary: str
     example: str
     on_subject: bool = False
+    #: a staff directory record (no ``referral``): the CLI group its command belongs to
+    directory_group: str | None = None
+
+    @property
+    def on_directory(self) -> bool:
+        return self.directory_group is not None
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
@@ -316,9 +323,110 @@ RECORD_TYPES: tuple[RecordType, ...] = (
     ),
 )
 
+_UNIT = _f("unit", help="The unit's id.")
+_PERSON = _f("person", help="The person's pseudonymous staff id.")
+_ROLE = _f("role", help="The role (e.g. team-manager, head-of-unit, analyst).")
+
+#: the staff directory's records (no ``referral``); a contract other systems rely on
+DIRECTORY_RECORD_TYPES: tuple[RecordType, ...] = (
+    RecordType(
+        "unit_registered",
+        "add",
+        "register_unit",
+        (
+            _UNIT,
+            _f("name", help="The unit's name."),
+            _f("kind", "unit_kind", help="agency-unit, force or partner."),
+            _f("parent", required=False, help="The parent unit (registered before it)."),
+        ),
+        "Register a unit of the agency, an external force or a partner.",
+        "refledger unit add U-OPS1 --name 'Operations 1' --kind agency-unit --parent U-NCA --as P-900:hr-officer@U-HR",
+        directory_group="unit",
+    ),
+    RecordType(
+        "unit_renamed",
+        "rename",
+        "rename_unit",
+        (_UNIT, _f("name", help="The new name.")),
+        "Rename a unit (its id stays).",
+        "refledger unit rename U-OPS1 --name 'Operations North' --as P-900:hr-officer@U-HR",
+        directory_group="unit",
+    ),
+    RecordType(
+        "unit_closed",
+        "close",
+        "close_unit",
+        (_UNIT, _REASON),
+        "Close a unit (every role held in it ends).",
+        "refledger unit close U-OPS1 --reason 'Merged into U-OPS2' --as P-900:hr-officer@U-HR",
+        directory_group="unit",
+    ),
+    RecordType(
+        "person_registered",
+        "add",
+        "register_person",
+        (
+            _PERSON,
+            _f("employer", help="The employing organisation's id."),
+            _f("login", required=False, help="The database or OS account they record under."),
+        ),
+        "Register a person (a pseudonymous staff id) and their employer.",
+        "refledger person add P-042 --employer NCA --login jsmith --as P-900:hr-officer@U-HR",
+        directory_group="person",
+    ),
+    RecordType(
+        "person_left",
+        "leave",
+        "person_left",
+        (_PERSON, _REASON),
+        "Record that a person left the staff (their roles end).",
+        "refledger person leave P-042 --reason retired --as P-900:hr-officer@U-HR",
+        directory_group="person",
+    ),
+    RecordType(
+        "role_assigned",
+        "assign",
+        "assign_role",
+        (_PERSON, _ROLE, _UNIT, _f("acting", "bool", required=False, help="An acting or temporary holding.")),
+        "Record that a person takes a role in a unit.",
+        "refledger role assign P-042 --role team-manager --unit U-OPS1 --at 2024-01-08 --as P-900:hr-officer@U-HR",
+        directory_group="role",
+    ),
+    RecordType(
+        "role_ended",
+        "end",
+        "end_role",
+        (_PERSON, _ROLE, _UNIT, _REASON),
+        "Record that a person gives a role up.",
+        "refledger role end P-042 --role team-manager --unit U-OPS1 --at 2024-06-30 --as P-900:hr-officer@U-HR",
+        directory_group="role",
+    ),
+    RecordType(
+        "secondment_started",
+        "start",
+        "start_secondment",
+        (_PERSON, _f("to_organisation", help="The organisation they are seconded to.")),
+        "Record that a person starts working for another organisation.",
+        "refledger secondment start P-042 --to-organisation NCA --as P-900:hr-officer@U-HR",
+        directory_group="secondment",
+    ),
+    RecordType(
+        "secondment_ended",
+        "end",
+        "end_secondment",
+        (_PERSON,),
+        "Record that a person's secondment ends.",
+        "refledger secondment end P-042 --as P-900:hr-officer@U-HR",
+        directory_group="secondment",
+    ),
+)
+RECORD_TYPES = RECORD_TYPES + DIRECTORY_RECORD_TYPES
+
 RECORD_TYPE = {t.type: t for t in RECORD_TYPES}
 _ALLOWED = {
-    (t.type, historical): COMMON_FIELDS | {f.name for f in t.fields} | ({"recorded_at"} if historical else set())
+    (t.type, historical): (COMMON_FIELDS - ({"referral"} if t.on_directory else set()))
+    | {f.name for f in t.fields}
+    | ({"recorded_at"} if historical else set())
     for t in RECORD_TYPES
     for historical in (False, True)
 }
@@ -329,18 +437,25 @@ class Command:
     """A checked record, ready to run against the ledger."""
 
     record_type: RecordType
-    referral: str
+    #: None for a staff directory record
+    referral: str | None
     stamp: Stamp
     arguments: dict[str, Any]
 
     @property
     def stream_id(self) -> UUID:
+        if self.referral is None:
+            unit = self.arguments.get("unit")
+            return unit_stream(unit) if unit is not None else person_stream(self.arguments["person"])
         if self.record_type.on_subject:
             return subject_id(self.referral, self.arguments["subject"])
         return referral_id(self.referral)
 
     def run(self, ledger: Ledger) -> None:
-        getattr(ledger, self.record_type.method)(self.referral, self.stamp, **self.arguments)
+        if self.referral is None:
+            getattr(ledger, self.record_type.method)(self.stamp, **self.arguments)
+        else:
+            getattr(ledger, self.record_type.method)(self.referral, self.stamp, **self.arguments)
 
 
 def _text(name: str, value: Any) -> str:
@@ -385,6 +500,10 @@ def _check(field: Field, value: Any) -> Any:
         if value not in DECISION_OUTCOMES:
             raise InvalidInput(f"{name} must be one of {', '.join(DECISION_OUTCOMES)}")
         return value
+    if kind == "unit_kind":
+        if value not in UNIT_KINDS:
+            raise InvalidInput(f"{name} must be one of {', '.join(UNIT_KINDS)}")
+        return value
     if kind == "code":
         text = _text(name, value)
         if not text.replace("_", "").isalnum() or text.upper() != text:
@@ -413,12 +532,13 @@ def parse_record(
     if unknown:
         hint = " (recorded_at needs --historical)" if unknown == ["recorded_at"] else ""
         raise InvalidInput(f"unknown field {unknown[0]!r} for type {type_name}{hint}")
-    for name in ("referral", "occurred_at", "actor") + (("recorded_at",) if historical else ()):
+    required = ("occurred_at", "actor") if record_type.on_directory else ("referral", "occurred_at", "actor")
+    for name in required + (("recorded_at",) if historical else ()):
         if name == "occurred_at" and occurred_now_if_missing:
             continue
         if name not in record:
             raise InvalidInput(f"missing {name}")
-    referral = _text("referral", record["referral"])
+    referral = None if record_type.on_directory else _text("referral", record["referral"])
     late_reason = record.get("late_reason")
     stamp = Stamp(
         actor=Actor.from_dict(record["actor"]),
@@ -474,7 +594,7 @@ def import_lines(
         except LedgerError as error:
             raise InvalidInput(f"line {number}: {error}") from None
     record_commands(ledger, commands, file_sha256, progress)
-    referrals = {command.referral for _, command in commands}
+    referrals = {command.referral for _, command in commands if command.referral is not None}
     return ImportResult(lines=len(commands), events=len(commands), referrals=len(referrals), file_sha256=file_sha256)
 
 

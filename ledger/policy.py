@@ -55,6 +55,15 @@ Policy file (TOML); every key is optional, days may be fractional::
     attestation_days = 7
     [rules.deferred-revisit]
     enabled = false                 # any rule may be switched off
+
+    [directory]                     # which roles of the staff directory are what
+    accountable_roles = ["team-manager", "head-of-unit"]    # answer for their unit
+    supervisory_roles = ["team-manager", "head-of-unit", "supervisor", "detective-inspector"]
+    tasking_roles     = ["head-of-tasking", "tasking-manager"]
+    decision_roles    = ["head-of-tasking", "head-of-unit"]
+
+``policy.directory`` is a ``DirectoryRoles``: ``accountable_roles``,
+``supervisory_roles``, ``tasking_roles``, ``decision_roles`` (tuples of role names).
 """
 
 from __future__ import annotations
@@ -137,7 +146,8 @@ _NOTES: Final[Mapping[str, str]] = {
 # (due = start + period) long before timedelta's own limit.
 _MAX_DAYS: Final = 36_525
 
-_TOP_LEVEL_KEYS: Final = ("name", "rules")
+_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory")
+_ROLE_PATTERN: Final = re.compile(r"[^:@\s]+")
 # The name is the part of the version before '@', so it must not contain one.
 _NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _BARE_TOML_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
@@ -147,6 +157,37 @@ ResolvedRules = Mapping[str, Mapping[str, float | bool]]
 
 class PolicyError(ValueError):
     """A policy file or rule set is unreadable or invalid; the message is one line."""
+
+
+@dataclass(frozen=True)
+class DirectoryRoles:
+    """Which roles of the staff directory make someone accountable, supervisory, … (the
+    ``[directory]`` table of a policy file)."""
+
+    accountable_roles: tuple[str, ...] = ("team-manager", "head-of-unit")
+    supervisory_roles: tuple[str, ...] = ("team-manager", "head-of-unit", "supervisor", "detective-inspector")
+    tasking_roles: tuple[str, ...] = ("head-of-tasking", "tasking-manager")
+    decision_roles: tuple[str, ...] = ("head-of-tasking", "head-of-unit")
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {key: list(getattr(self, key)) for key in _DIRECTORY_KEYS}
+
+
+_DIRECTORY_KEYS: Final = ("accountable_roles", "supervisory_roles", "tasking_roles", "decision_roles")
+
+
+def _checked_directory(value: object, source: str) -> DirectoryRoles:
+    if not isinstance(value, Mapping):
+        raise _error(source, ("directory",), f"must be a table, got {_shown(value)}")
+    chosen: dict[str, tuple[str, ...]] = {}
+    for key, roles in value.items():
+        path = ("directory", key)
+        if key not in _DIRECTORY_KEYS:
+            raise _error(source, path, "is not a known key", expected=_DIRECTORY_KEYS)
+        if not isinstance(roles, list) or not all(isinstance(r, str) and _ROLE_PATTERN.fullmatch(r) for r in roles):
+            raise _error(source, path, f"must be a list of role names (no spaces, ':' or '@'), got {_shown(roles)}")
+        chosen[key] = tuple(roles)
+    return DirectoryRoles(**chosen)
 
 
 class RuleDescription(TypedDict):
@@ -169,6 +210,7 @@ class Policy:
 
     name: str = DEFAULT_NAME
     rules: ResolvedRules = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    directory: DirectoryRoles = field(default_factory=DirectoryRoles)
     # The version hashes this, and equality and hashing use it, because a
     # read-only mapping is not itself hashable.
     _canonical: str = field(init=False, repr=False)
@@ -179,7 +221,7 @@ class Policy:
         object.__setattr__(self, "name", _checked_name(self.name, "Policy"))
         resolved = _resolved_rules(self.rules, "Policy")
         object.__setattr__(self, "rules", resolved)
-        object.__setattr__(self, "_canonical", _canonical_json(resolved))
+        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory))
 
     @property
     def version(self) -> str:
@@ -297,7 +339,7 @@ def policy_from_toml(text: str, source: str = "<string>") -> Policy:
     name = _checked_name(document.get("name", DEFAULT_NAME), source)
     # Resolved here, not just in Policy, so errors name the file rather than "Policy".
     rules = _resolved_rules(document.get("rules", {}), source)
-    return Policy(name=name, rules=rules)
+    return Policy(name=name, rules=rules, directory=_checked_directory(document.get("directory", {}), source))
 
 
 def _resolved_rules(overrides: object, source: str) -> ResolvedRules:
@@ -382,8 +424,10 @@ def _checked_band(band: str) -> str:
     return band
 
 
-def _canonical_json(rules: ResolvedRules) -> str:
-    plain = {rule_id: dict(settings) for rule_id, settings in rules.items()}
+def _canonical_json(rules: ResolvedRules, directory: DirectoryRoles) -> str:
+    plain: dict[str, object] = {rule_id: dict(settings) for rule_id, settings in rules.items()}
+    if directory != DirectoryRoles():  # the default roles leave a rule set's version as it was
+        plain["[directory]"] = directory.as_dict()
     return json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
 

@@ -15,8 +15,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from ledger.canonical import GENESIS, event_hash
 from ledger.errors import RuleViolation
-from ledger.integrity import GENESIS, event_hash
 from ledger.values import FUTURE_SKEW, LATE_AFTER, Entry, iso
 
 OPEN = "open"

@@ -1,4 +1,4 @@
-"""Turns a database URL or path into a ready Ledger, and guards the stored events.
+"""Turns a database URL or path into the library's environment, and guards the stored events.
 
 The only module of the domain that knows database drivers. SQLite is the embedded default
 (a file at a per-user data location); ``postgresql://`` URLs use eventsourcing's PostgreSQL
@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
+from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import PersistenceError, StoredEvent
 
-from ledger.application import Ledger
 from ledger.errors import StorageError
-from ledger.values import utcnow
 
 DATABASE_ENV = "REFLEDGER_DATABASE_URL"
 #: seconds to wait for the events table lock (PostgreSQL) or a busy database (SQLite).
@@ -31,6 +29,8 @@ LOCK_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 5
 
 _REFUSE = "stored events are append-only"
+#: what opening a ledger may raise when the database cannot be opened or set up
+OPEN_ERRORS: tuple[type[BaseException], ...] = (PersistenceError, OSError, sqlite3.Error)
 
 
 def default_database_path() -> Path:
@@ -99,30 +99,12 @@ def _postgres(url: str) -> Database:
     return Database("postgres", location, env, schema)
 
 
-def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow) -> tuple[Ledger, Database]:
-    """Open (creating on first use) the ledger at ``url`` with its append-only guards."""
-    database = resolve_database(url)
-    env = dict(database.env)
-    if _events_table_exists(database):
-        # the library would re-run CREATE … IF NOT EXISTS, which on PostgreSQL queues
-        # behind an import's table lock: a reader must not wait for a writer
-        env["CREATE_TABLE"] = "no"
-    elif database.schema:
-        _create_schema(database)
-    try:
-        ledger = Ledger(env=env, clock=clock)
-        install_append_only_guards(ledger, database)
-    except (PersistenceError, OSError, sqlite3.Error) as error:
-        raise StorageError(f"cannot open the ledger at {database.location}: {_first_line(error)}") from None
-    return ledger, database
-
-
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
 
 
-def _events_table_exists(database: Database) -> bool:
+def events_table_exists(database: Database) -> bool:
     if database.backend == "sqlite":
         path = Path(database.location)
         if not path.exists() or path.stat().st_size == 0:
@@ -144,7 +126,7 @@ def _events_table_exists(database: Database) -> bool:
         return connection.execute("SELECT to_regclass(%s)", (_qualified(database, database.events_table),)).fetchone()[0] is not None
 
 
-def _create_schema(database: Database) -> None:
+def create_schema(database: Database) -> None:
     with connect_postgres(database) as connection:
         connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
 
@@ -166,10 +148,10 @@ def connect_postgres(database: Database, **kwargs: Any) -> Any:
             **kwargs,
         )
     except psycopg.Error as error:
-        raise StorageError(f"cannot connect to PostgreSQL at {database.location}: {_first_line(error)}") from None
+        raise StorageError(f"cannot connect to PostgreSQL at {database.location}: {first_line(error)}") from None
 
 
-def execute_sql(ledger: Ledger, statements: list[str]) -> None:
+def execute_sql(ledger: Application[Any], statements: list[str]) -> None:
     """Run DDL through the ledger's own datastore (one transaction)."""
     datastore: Any = ledger.recorder.datastore  # type: ignore[attr-defined]
     with datastore.transaction(commit=True) as cursor:
@@ -198,7 +180,7 @@ def append_only_statements(database: Database) -> list[str]:
     ]
 
 
-def install_append_only_guards(ledger: Ledger, database: Database) -> None:
+def install_append_only_guards(ledger: Application[Any], database: Database) -> None:
     """Database triggers that refuse UPDATE, DELETE (and TRUNCATE) of stored events.
 
     They stop honest mistakes and casual edits; a superuser can drop them, which is what
@@ -216,7 +198,7 @@ def guard_names(database: Database) -> list[str]:
     return [f"{table}_no_update_delete", f"{table}_no_truncate"]
 
 
-def _guards_in_force(ledger: Ledger, database: Database) -> bool:
+def _guards_in_force(ledger: Application[Any], database: Database) -> bool:
     """Whether every guard exists and is enabled: then opening changes nothing.
 
     Creating a trigger takes a lock that conflicts with an import's table lock on
@@ -240,7 +222,7 @@ def _guards_in_force(ledger: Ledger, database: Database) -> bool:
 _STREAMS_PER_QUERY = 900
 
 
-def read_streams(ledger: Ledger, stream_ids: Sequence[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
+def read_streams(ledger: Application[Any], stream_ids: Sequence[UUID]) -> dict[UUID, list[DomainEventProtocol[UUID]]]:
     """The events of many streams (each in version order), read in one query, not one per stream.
 
     A bulk package has thousands of subject streams: a round trip each made reading one
@@ -301,7 +283,7 @@ def read_event_rows(database: Database, after: int = 0, batch_size: int = 20_000
         try:
             connection = sqlite3.connect(Path(database.location).resolve().as_uri() + "?mode=ro", uri=True)
         except sqlite3.Error as error:
-            raise StorageError(f"cannot read the ledger at {database.location}: {_first_line(error)}") from None
+            raise StorageError(f"cannot read the ledger at {database.location}: {first_line(error)}") from None
         try:
             cursor = connection.execute(
                 f"SELECT rowid, originator_id, originator_version, topic, state FROM {database.events_table} "
@@ -329,7 +311,7 @@ def read_event_rows(database: Database, after: int = 0, batch_size: int = 20_000
             yield batch
 
 
-def count_events_through(ledger: Ledger, database: Database, position: int) -> int:
+def count_events_through(ledger: Application[Any], database: Database, position: int) -> int:
     """How many stored events have a log position at or before ``position``."""
     column = "rowid" if database.backend == "sqlite" else "notification_id"
     rows = _query(ledger, database, f"SELECT COUNT(*) FROM {_qualified(database, database.events_table)} WHERE {column} <= ?", (position,))
@@ -362,7 +344,7 @@ def checkpoint_table_statements(database: Database) -> list[str]:
     ]
 
 
-def insert_checkpoint_row(ledger: Ledger, database: Database, row: tuple[int, int, str, str | None, str, str]) -> None:
+def insert_checkpoint_row(ledger: Application[Any], database: Database, row: tuple[int, int, str, str | None, str, str]) -> None:
     """Store (size, position, root, last_leaf, frontier JSON, checkpoint JSON)."""
     _query(
         ledger,
@@ -373,7 +355,7 @@ def insert_checkpoint_row(ledger: Ledger, database: Database, row: tuple[int, in
     )
 
 
-def select_checkpoint_rows(ledger: Ledger, database: Database, latest_only: bool = False) -> list[tuple[Any, ...]]:
+def select_checkpoint_rows(ledger: Application[Any], database: Database, latest_only: bool = False) -> list[tuple[Any, ...]]:
     """Stored checkpoints, oldest first: (size, position, root, last_leaf, frontier, checkpoint)."""
     order = "ORDER BY id DESC LIMIT 1" if latest_only else "ORDER BY id"
     return _query(
@@ -423,7 +405,9 @@ def _qualified(database: Database, table: str) -> str:
     return table if database.backend == "sqlite" else f'"{database.schema or "public"}".{table}'
 
 
-def _query(ledger: Ledger, database: Database, statement: str, params: Sequence[Any], fetch: bool = True) -> list[tuple[Any, ...]]:
+def _query(
+    ledger: Application[Any], database: Database, statement: str, params: Sequence[Any], fetch: bool = True
+) -> list[tuple[Any, ...]]:
     """One parameterised statement (``?`` placeholders) through the ledger's own datastore."""
     if database.backend != "sqlite":
         statement = statement.replace("?", "%s")

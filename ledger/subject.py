@@ -16,8 +16,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.utils import register_topic
 
+from ledger.canonical import GENESIS, event_hash
 from ledger.errors import RuleViolation
-from ledger.integrity import GENESIS, event_hash
 from ledger.referral import LedgerEvent, business_order, check_clocks, entry_fields
 from ledger.values import Entry, iso
 

@@ -19,6 +19,7 @@ from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
 from ledger.importing import RECORD_TYPE, RecordType
 from ledger.referral import LedgerEvent, Referral
+from ledger.staff import Person, StaffDirectory, StaffListed, Unit
 from ledger.subject import Subject, SubjectListed
 from ledger.values import iso
 from projections.ownership import EVENT_TYPES
@@ -46,12 +47,17 @@ def record_type_of(event: LedgerEvent) -> RecordType:
     return RECORD_TYPE[name]
 
 
-def export_record(event: LedgerEvent, referral: str, subject: str | None = None) -> dict[str, Any]:
-    """One stored event as a line of ``import --historical``."""
+def export_record(
+    event: LedgerEvent, referral: str | None, subject: str | None = None, *, owner: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One stored event as a line of ``import --historical`` (``referral`` None: a staff directory record).
+
+    ``owner`` names the unit or person whose stream a directory event is on.
+    """
     kind = record_type_of(event)
     record: dict[str, Any] = {
         "type": kind.type,
-        "referral": referral,
+        **({"referral": referral} if referral is not None else {}),
         "occurred_at": iso(event.occurred_at),
         "recorded_at": iso(event.recorded_at),
         "actor": dict(event.actor),
@@ -62,6 +68,8 @@ def export_record(event: LedgerEvent, referral: str, subject: str | None = None)
         if field.name == "reference":
             continue  # the referral itself
         value = subject if field.name == "subject" and subject is not None else getattr(event, field.parameter, None)
+        if value is None and owner is not None:
+            value = owner.get(field.name)
         if value is None or value == [] or (field.kind == "bool" and value is False and not field.required):
             continue  # what the import reads for a missing field
         record[field.name] = _value(value)
@@ -71,27 +79,43 @@ def export_record(event: LedgerEvent, referral: str, subject: str | None = None)
 def export_records(ledger: Ledger, referrals: Collection[str] = ()) -> Iterator[dict[str, Any]]:
     """Every ledger event in recording order (only those of ``referrals`` when given), as import records."""
     found: list[tuple[datetime, int, dict[str, Any]]] = []
-    for position, event, referral, subject in _ledger_events(ledger, referrals):
-        found.append((event.recorded_at, position, export_record(event, referral, subject)))
+    for position, event, referral, subject, owner in _ledger_events(ledger, referrals):
+        found.append((event.recorded_at, position, export_record(event, referral, subject, owner=owner)))
     found.sort(key=lambda item: (item[0], item[1]))
     for _, _, record in found:
         yield record
 
 
-def _ledger_events(ledger: Ledger, referrals: Collection[str]) -> Iterator[tuple[int, LedgerEvent, str, str | None]]:
+_SKIPPED_TOPICS: Final = (SubjectListed.TOPIC, StaffListed.TOPIC)  # indexes that repeat what a registration says
+
+
+def _ledger_events(
+    ledger: Ledger, referrals: Collection[str]
+) -> Iterator[tuple[int, LedgerEvent, str | None, str | None, dict[str, str] | None]]:
     wanted = set(referrals)
     for reference in sorted(wanted):
         ledger.referral_events(reference)  # NotFound: "referral … is not in the ledger"
     streams: dict[UUID, tuple[str, str | None]] = {}
+    owners: dict[UUID, dict[str, str]] = {}
     position = 0
     while page := ledger.notifications(position, PAGE):
         position = page[-1].id
         for notification in page:
-            if notification.topic == SubjectListed.TOPIC:
-                continue  # the directory repeats what Subject.Extracted says
+            if notification.topic in _SKIPPED_TOPICS:
+                continue  # the directories repeat what Subject.Extracted and the registrations say
             event = ledger.mapper.to_domain_event(notification)
             if not isinstance(event, LedgerEvent):
                 continue  # checkpoints and other non-event entries are not history
+            if isinstance(event, StaffDirectory.Event):
+                continue  # putting the directory in force is a command of its own, not an import line
+            if isinstance(event, Unit.Registered):
+                owners[event.originator_id] = {"unit": event.unit}
+            elif isinstance(event, Person.Registered):
+                owners[event.originator_id] = {"person": event.person}
+            if event.originator_id in owners:
+                if not wanted:
+                    yield notification.id, event, None, None, owners[event.originator_id]
+                continue
             if isinstance(event, Referral.Received):
                 streams[event.originator_id] = (event.reference, None)
             elif isinstance(event, Subject.Extracted):
@@ -100,4 +124,4 @@ def _ledger_events(ledger: Ledger, referrals: Collection[str]) -> Iterator[tuple
             if found is None:
                 raise NotFound(f"event {event.originator_id} v{event.originator_version} belongs to no referral")
             if not wanted or found[0] in wanted:
-                yield notification.id, event, found[0], found[1]
+                yield notification.id, event, found[0], found[1], None

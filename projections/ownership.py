@@ -30,6 +30,7 @@ from typing import Any
 
 from ledger.errors import InvalidInput, NotFound
 from ledger.referral import OPEN, LedgerEvent, Offer, Referral, ReferralState, business_order
+from ledger.staff import STAFF_EVENT_TYPES
 from ledger.subject import Subject
 from ledger.values import days, iso
 
@@ -83,6 +84,7 @@ EVENT_TYPES: dict[type[LedgerEvent], str] = {
     Subject.ForceRejected: "force_rejected",
     Subject.ForceActionRecorded: "force_action_recorded",
     Subject.Closed: "subject_closed",
+    **STAFF_EVENT_TYPES,
 }
 
 

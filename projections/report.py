@@ -8,7 +8,7 @@ with (nothing here decides a rule):
 - what the policy asked and whether it was done: ``projections.obligations``;
 - late entries: ``projections.late_entries``; every event with both clocks:
   ``projections.timeline``; where each subject is: ``projections.subjects``;
-- whether the ledger verified, and against which checkpoint: ``ledger.integrity`` (the caller
+- whether the ledger verified, and against which checkpoint: ``ledger.verification`` (the caller
   runs the verification, which reads the database, and hands the result in).
 
 One knowledge basis for the whole document: the events recorded by ``as_known_at`` (all of
@@ -37,11 +37,14 @@ from typing import Any, Final
 
 import jinja2
 
+from ledger.canonical import event_hash
+from ledger.checkpointing import StoredCheckpoint
 from ledger.errors import InvalidInput, LedgerError, NotFound
-from ledger.integrity import StoredCheckpoint, Verification, event_hash
 from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
+from ledger.verification import Verification
+from projections.accountable import AccountableSpan, Directory, accountable_spans
 from projections.late_entries import LateEntry, late_entries
 from projections.obligations import BREACHED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
 from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history, visible
@@ -126,7 +129,7 @@ def integrity_statement(
 ) -> IntegrityStatement:
     """What the report says about integrity.
 
-    ``verification`` is ``ledger.integrity.verify_ledger``'s result (None: not checked). The
+    ``verification`` is ``ledger.verification.verify_ledger``'s result (None: not checked). The
     checkpoint named is the file the verification was given, else the newest one stored in
     the database (``latest``).
     """
@@ -249,6 +252,8 @@ class CaseFile:
     unowned_days: float
     longest_gap: Gap | None
     findings: tuple[str, ...] = ()
+    #: "Accountable people" (empty when no staff directory was given)
+    accountable: tuple[AccountableSpan, ...] = ()
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -276,6 +281,7 @@ def case_file(
     policy: Policy = DEFAULT_POLICY,
     integrity: IntegrityStatement | None = None,
     generated_at: datetime | None = None,
+    directory: Directory | None = None,
 ) -> CaseFile:
     """The case file of one referral at ``at``, from the events recorded by ``as_known_at``."""
     if not referral_events:
@@ -323,6 +329,7 @@ def case_file(
         owned_days=days(history.owned_time(at)),
         unowned_days=days(history.unowned_time(at)),
         longest_gap=longest,
+        accountable=() if directory is None else tuple(accountable_spans(directory, referral_events, obligations, at, policy)),
     )
     return _with_findings(case)
 

@@ -89,6 +89,7 @@ from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
 from ledger.policy import DEFAULT_POLICY, SUPERVISORY_REVIEW, Policy
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
+from ledger.staff import STAFF_TOPIC_PREFIXES
 from ledger.storage import read_streams
 from ledger.subject import Subject, SubjectListed, SubjectState
 from ledger.values import FUTURE_SKEW, days, iso
@@ -935,6 +936,8 @@ class ReadModels:
         for notification in page:
             if notification.topic == _DIRECTORY_TOPIC:
                 continue  # the directory repeats what Subject.Extracted says
+            if notification.topic.startswith(STAFF_TOPIC_PREFIXES):
+                continue  # the staff directory is read from its own streams, not these tables
             event = mapper.to_domain_event(notification)
             if not isinstance(event, LedgerEvent):
                 raise ProjectionStopped(
@@ -1132,6 +1135,20 @@ class ReadModels:
             answers = [gap for gap in answers if gap.days >= min_days]
         answers.sort(key=lambda gap: (gap.referral, gap.start))
         return answers
+
+    def referrals_of_units(self, units: set[str], start: datetime | None, end: datetime | None) -> list[str]:
+        """Referrals owned or held by one of ``units`` at some time in [start, end) (as known now)."""
+        self.catch_up()
+        if not units:
+            return []
+        names = {"unit_" + "_".join("abcdefghij"[int(d)] for d in str(i)): unit for i, unit in enumerate(sorted(units))}
+        rows = self._select(
+            f"SELECT DISTINCT referral FROM {self._table('rm_intervals')} "
+            f"WHERE kind IN ('{OWNER}', '{CUSTODY}') AND unit IN ({', '.join(':' + k for k in names)}) "
+            "AND start_us < :upper AND (end_us IS NULL OR end_us > :lower)",
+            {**names, "upper": to_us(end) if end is not None else _NO_UPPER, "lower": to_us(start) if start is not None else -_NO_UPPER},
+        )
+        return sorted(row["referral"] for row in rows)
 
     def _contains(self, alias: str, as_known_now: bool) -> str:
         """SQL: interval ``alias`` holds instant :t (as known at :t unless ``as_known_now``)."""

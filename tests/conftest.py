@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from ledger.application import Ledger
-from ledger.storage import open_ledger, resolve_database
+from ledger.storage import resolve_database
+from ledger.wiring import open_ledger
 
 #: the machine's own server, tried before starting a throwaway one
 LOCAL_URL = os.environ.get("REFLEDGER_TEST_LOCAL_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -192,7 +192,22 @@ def generated_story(referrals: int, seed: int) -> list[dict[str, Any]]:
                 record["late_reason"] = "Entered from the paper file."
             records.append(record)
             clock = max(clock, recorded) if late else clock
-    records.sort(key=lambda record: record["recorded_at"])  # stable: per referral still in order
+    staff = [
+        ("unit_registered", {"unit": "U-OPS1", "name": "Operations 1", "kind": "agency-unit"}),
+        ("unit_renamed", {"unit": "U-OPS1", "name": "Operations North"}),
+        ("unit_registered", {"unit": "U-OLD", "name": "Old desk", "kind": "agency-unit", "parent": "U-OPS1"}),
+        ("person_registered", {"person": "P-9", "employer": "NCA", "login": "pnine"}),
+        ("role_assigned", {"person": "P-9", "role": "team-manager", "unit": "U-OPS1", "acting": True}),
+        ("role_ended", {"person": "P-9", "role": "team-manager", "unit": "U-OPS1", "reason": "Moved."}),
+        ("secondment_started", {"person": "P-9", "to_organisation": "F-NORTH"}),
+        ("secondment_ended", {"person": "P-9"}),
+        ("person_left", {"person": "P-9", "reason": "Retired."}),
+        ("unit_closed", {"unit": "U-OLD", "reason": "Merged."}),
+    ]
+    for day, (kind, fields) in enumerate(staff, start=1):
+        when = _iso(datetime(2023, 12, day, 9, tzinfo=UTC))
+        records.append({"type": kind, "occurred_at": when, "recorded_at": when, "actor": {"person": "P-HR", "role": "hr-officer", "unit": "U-HR"}, **fields})
+    records.sort(key=lambda record: record["recorded_at"])  # stable: per stream still in order
     return records
 
 
@@ -278,7 +293,7 @@ def test_export_of_named_referrals_and_refusals(tmp_path: Path) -> None:
 
 
 def test_every_import_type_has_an_event_class_to_export() -> None:
-    assert sorted(EVENT_TYPES.values()) == sorted(kind.type for kind in RECORD_TYPES)
+    assert {kind.type for kind in RECORD_TYPES} <= set(EVENT_TYPES.values())
 
 
 # --- options after the command; completion; plurals ----------------------------------------------
@@ -321,9 +336,22 @@ def test_counts_of_one_are_singular(tmp_path: Path) -> None:
 def test_report_straight_after_receive_sees_the_receipt(database_url: str) -> None:
     runner = CliRunner()
     env = {"REFLEDGER_ACTOR": "P-1:registry-officer@U-INTAKE"}
-    received = ["--db", database_url, "receive", "R-NOW-1", "--originator", "X-FORCE", "--channel", "liaison", "--custodian-unit", "U-INTAKE"]
+    received = [
+        "--db",
+        database_url,
+        "receive",
+        "R-NOW-1",
+        "--originator",
+        "X-FORCE",
+        "--channel",
+        "liaison",
+        "--custodian-unit",
+        "U-INTAKE",
+    ]
     assert runner.invoke(main, received, catch_exceptions=False, env=env).exit_code == 0
-    result = runner.invoke(main, ["--db", database_url, "report", "R-NOW-1", "--out", "-", "--format", "md", "--no-verify"], catch_exceptions=False, env=env)
+    result = runner.invoke(
+        main, ["--db", database_url, "report", "R-NOW-1", "--out", "-", "--format", "md", "--no-verify"], catch_exceptions=False, env=env
+    )
     assert result.exit_code == 0, result.output
     assert "R-NOW-1" in result.stdout and "U-INTAKE" in result.stdout
 

@@ -74,7 +74,13 @@ def test_the_morning_page_numbers_equal_the_query_answers(each_db: str, tmp_path
         want = expected(db, at)
         assert {key: summary[key] for key in want} == want, at
         html = page.read_text()
-        for name, key in (("open", "open_referrals"), ("unowned", "unowned"), ("gaps", "running_gaps"), ("overdue", "overdue"), ("late", "awaiting_attestation")):
+        for name, key in (
+            ("open", "open_referrals"),
+            ("unowned", "unowned"),
+            ("gaps", "running_gaps"),
+            ("overdue", "overdue"),
+            ("late", "awaiting_attestation"),
+        ):
             assert f'id="n-{name}">{want[key]}<' in html
         sections = re.findall(r'<section id="(\w+)">(.*?)</section>', html, re.S)
         assert [name for name, _ in sections] == ["backlog", "gaps", "overdue", "late"]

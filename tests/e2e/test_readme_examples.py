@@ -53,7 +53,9 @@ def inputs(folder: Path) -> None:
     (folder / "subjects.csv").write_text("subject,category\nSUBJ-9001,suspect\nSUBJ-9002,suspect\n")
     (folder / "subjects-banded.csv").write_text("subject,category,band,target_force\nSUBJ-9101,suspect,HIGH,F-NORTH\n")
     (folder / "triage.csv").write_text("subject,risk_tool,risk_tool_version,band\nSUBJ-9001,RPT,3.2,MEDIUM\nSUBJ-9002,RPT,3.2,LOW\n")
-    (folder / "tranche-1.csv").write_text("subject,to_force,authorised_by,late_reason\nSUBJ-05,F-NORTH,P-042,Entered from the tranche log.\n")
+    (folder / "tranche-1.csv").write_text(
+        "subject,to_force,authorised_by,late_reason\nSUBJ-05,F-NORTH,P-042,Entered from the tranche log.\n"
+    )
 
 
 def test_the_readme_examples_run_in_order_on_the_demo_ledger(tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ from functools import partial
 import pytest
 
 from ledger.application import ConcurrentUpdate, Ledger
-from ledger.storage import open_ledger, resolve_database
+from ledger.storage import resolve_database
 from ledger.values import Actor, Stamp
+from ledger.wiring import open_ledger
 from projections.store import ReadModels
 from tests.conftest import raw_execute
 

@@ -10,20 +10,14 @@ import pytest
 
 import ledger.storage
 from ledger.application import Ledger
-from ledger.errors import InvalidInput, NotFound
+from ledger.checkpoint import new_signing_key, parse_public_key
+from ledger.checkpointing import latest_checkpoint, make_checkpoint
+from ledger.errors import InvalidInput, LedgerTampered, NotFound
 from ledger.importing import import_file
-from ledger.integrity import (
-    LedgerTampered,
-    export_proof,
-    latest_checkpoint,
-    make_checkpoint,
-    new_signing_key,
-    parse_public_key,
-    verify_ledger,
-    verify_proof,
-)
+from ledger.proofs import export_proof, verify_proof
 from ledger.storage import resolve_database
 from ledger.values import Actor, Stamp
+from ledger.verification import verify_ledger
 from tests.conftest import EXAMPLES, Clock, count_events, raw_execute, synthetic_lines
 
 
@@ -103,7 +97,7 @@ def test_stored_checkpoints_are_append_only(example: Ledger, database_url: str) 
 @pytest.mark.postgres
 def test_gaps_in_notification_ids_are_not_leaves(ledger: Ledger, clock: Clock, postgres_schema_url: str, tmp_path: Path) -> None:
     """A rolled-back insert leaves a permanent gap in the ids; the tree skips it."""
-    from ledger.storage import open_ledger
+    from ledger.wiring import open_ledger
 
     gapped, database = open_ledger(postgres_schema_url, clock=clock)
     try:

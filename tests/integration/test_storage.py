@@ -14,7 +14,8 @@ import pytest
 from ledger.application import Ledger
 from ledger.errors import InvalidInput, StorageError
 from ledger.importing import import_file
-from ledger.storage import open_ledger, resolve_database
+from ledger.storage import resolve_database
+from ledger.wiring import open_ledger
 from tests.conftest import EXAMPLES, count_events, raw_execute, synthetic_lines
 
 

@@ -18,20 +18,14 @@ import orjson
 import pytest
 
 from ledger.application import Ledger
+from ledger.canonical import canonical_stored, digest
+from ledger.checkpoint import Checkpoint
+from ledger.checkpointing import checkpoint_leaves, make_checkpoint
 from ledger.importing import import_file
-from ledger.integrity import (
-    Checkpoint,
-    Finding,
-    Verification,
-    canonical_stored,
-    checkpoint_leaves,
-    digest,
-    make_checkpoint,
-    verify_ledger,
-)
 from ledger.storage import Database, append_only_guard_state, connect_postgres, resolve_database
 from ledger.subject import directory_id
 from ledger.values import referral_id, subject_id
+from ledger.verification import Finding, Verification, verify_ledger
 from tests.conftest import EXAMPLES, Clock
 
 Row = tuple[int, str, int, str, bytes]

@@ -18,27 +18,16 @@ import orjson
 import pytest
 
 from ledger.application import Ledger
+from ledger.canonical import GENESIS, canonical_event, canonical_stored, digest, event_hash
+from ledger.checkpoint import Checkpoint, new_signing_key, parse_public_key
 from ledger.errors import InvalidInput
 from ledger.importing import parse_record
-from ledger.integrity import (
-    GENESIS,
-    Checkpoint,
-    Finding,
-    Verification,
-    _audit_path,
-    _tree_levels,
-    canonical_event,
-    canonical_stored,
-    digest,
-    event_hash,
-    new_signing_key,
-    parse_public_key,
-    verify_rows,
-)
 from ledger.merkle import inclusion_proof, leaf_hash, merkle_root
+from ledger.proofs import _audit_path, _tree_levels
 from ledger.referral import LedgerEvent
 from ledger.subject import directory_id
 from ledger.values import referral_id, subject_id
+from ledger.verification import Finding, Verification, verify_rows
 from tests.conftest import EXAMPLES
 
 Row = list[Any]
@@ -152,12 +141,45 @@ def _concrete_event_classes(base: type) -> set[type]:
     return found
 
 
+def _staff_ledger() -> Ledger:
+    """The worked example's staff directory (every directory event type), put in force."""
+    from ledger.values import Actor, Stamp
+
+    staff = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: datetime(2024, 7, 1, tzinfo=UTC))
+    for line in (EXAMPLES / "staff.jsonl").read_text(encoding="utf-8").splitlines():
+        parse_record(json.loads(line), historical=True).run(staff)
+    parse_record(
+        {
+            "type": "unit_renamed",
+            "occurred_at": "2024-06-01T09:00:00Z",
+            "recorded_at": "2024-06-01T09:00:00Z",
+            "actor": {"person": "P-900", "role": "hr-officer", "unit": "U-HR"},
+            "unit": "U-OPS2",
+            "name": "Operations South",
+        },
+        historical=True,
+    ).run(staff)
+    parse_record(
+        {
+            "type": "unit_closed",
+            "occurred_at": "2024-06-02T09:00:00Z",
+            "recorded_at": "2024-06-02T09:00:00Z",
+            "actor": {"person": "P-900", "role": "hr-officer", "unit": "U-HR"},
+            "unit": "U-OPS2",
+        },
+        historical=True,
+    ).run(staff)
+    staff.enforce_directory(Stamp(Actor("P-900", "hr-officer", "U-HR")), datetime(2024, 7, 1, tzinfo=UTC))
+    return staff
+
+
 def test_canonical_event_and_canonical_stored_agree_for_every_event_type(ledger: Ledger) -> None:
     seen: set[str] = set()
-    for stored in ledger.recorder.select_notifications(start=1, limit=10_000):
-        event = ledger.mapper.to_domain_event(stored)
-        assert canonical_event(event) == canonical_stored(stored.originator_id, stored.originator_version, stored.topic, stored.state)
-        seen.add(stored.topic)
+    for recorded in (ledger, _staff_ledger()):
+        for stored in recorded.recorder.select_notifications(start=1, limit=10_000):
+            event = recorded.mapper.to_domain_event(stored)
+            assert canonical_event(event) == canonical_stored(stored.originator_id, stored.originator_version, stored.topic, stored.state)
+            seen.add(stored.topic)
     every_type = {cls.TOPIC for cls in _concrete_event_classes(LedgerEvent)}
     assert every_type - seen == set(), "add a record of each new event type to this test"
 

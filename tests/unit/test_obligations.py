@@ -99,7 +99,7 @@ class Story:
 
 @pytest.fixture
 def story() -> Iterator[Story]:
-    # ledger.integrity rebuilds plain datetimes from test-clock ones; left unpatched, its
+    # ledger.canonical rebuilds plain datetimes from test-clock ones; left unpatched, its
     # ``datetime`` stays the real class.
     with freeze_time(T0) as frozen:
         yield Story(frozen)

@@ -307,7 +307,7 @@ def test_describe_reports_overrides_and_disabled_rules() -> None:
         ),
         pytest.param(
             "[rule.owner-accepted]\ndays = 2\n",
-            "policy.toml: rule is not a known key (expected one of: name, rules)",
+            "policy.toml: rule is not a known key (expected one of: name, rules, directory)",
             id="unknown top-level key",
         ),
         pytest.param(
@@ -420,3 +420,19 @@ def test_every_error_message_is_one_line() -> None:
     with pytest.raises(PolicyError) as raised:
         policy_from_toml('rules.offer-reply.days = "two\\nthree"\n', "policy.toml")
     assert "\n" not in str(raised.value)
+
+
+def test_the_directory_roles_default_and_can_be_set(tmp_path: Path) -> None:
+    assert DEFAULT_POLICY.directory.accountable_roles == ("team-manager", "head-of-unit")
+    assert DEFAULT_POLICY.directory.supervisory_roles == ("team-manager", "head-of-unit", "supervisor", "detective-inspector")
+    chosen = load_policy(write_policy(tmp_path, '[directory]\naccountable_roles = ["head-of-unit"]\n'))
+    assert chosen.directory.accountable_roles == ("head-of-unit",)
+    assert chosen.directory.tasking_roles == ("head-of-tasking", "tasking-manager")
+    assert chosen.version != DEFAULT_POLICY.version
+
+
+def test_a_bad_directory_table_is_refused_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"directory\.accountable_roles must be a list of role names"):
+        load_policy(write_policy(tmp_path, '[directory]\naccountable_roles = "team-manager"\n'))
+    with pytest.raises(PolicyError, match=r"directory\.boss_roles is not a known key"):
+        load_policy(write_policy(tmp_path, "[directory]\nboss_roles = []\n"))

@@ -58,7 +58,7 @@ class Story:
 
 @pytest.fixture
 def story() -> Iterator[Story]:
-    # ledger.integrity rebuilds instants with its own datetime class: keep the real one there
+    # ledger.canonical rebuilds instants with its own datetime class: keep the real one there
     with freeze_time(t(1, 8)) as frozen:
         yield Story(frozen)
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from ledger.importing import RECORD_TYPES
 from ledger.referral import LedgerEvent, Referral
+from ledger.staff import Person, StaffDirectory, Unit
 from ledger.subject import Subject
 from projections.timeline import CSV_COLUMNS, EVENT_TYPES, timeline, timeline_document
 from tests.unit.test_ownership_story import REFERENCE, T0, Story, at
@@ -142,10 +143,11 @@ def test_document_and_csv_columns() -> None:
 def test_every_event_class_has_its_import_type_name() -> None:
     classes = {
         value
-        for owner in (Referral, Subject)
+        for owner in (Referral, Subject, Unit, Person, StaffDirectory)
         for value in vars(owner).values()
-        if inspect.isclass(value) and issubclass(value, LedgerEvent) and value not in (Referral.Event, Subject.Event)
+        if inspect.isclass(value) and issubclass(value, LedgerEvent) and value is not owner.Event
     }
 
     assert set(EVENT_TYPES) == classes
-    assert set(EVENT_TYPES.values()) == {record_type.type for record_type in RECORD_TYPES}
+    # putting the directory in force is a command of its own (`directory enforce`), not an import line
+    assert set(EVENT_TYPES.values()) - {"directory_enforced"} == {record_type.type for record_type in RECORD_TYPES}

@@ -1,93 +1,34 @@
-"""Canonical event encoding and hashes: the basis of the per-stream hash chain.
-
-An event's canonical form is sorted-key JSON of its stream id, version, topic and every
-field it stores (domain fields, both clocks, actor, provenance and the predecessor's hash),
-with instants written as ISO 8601 (Z for UTC, microseconds when there are any). The same bytes are produced from a
-domain event object (when it is recorded) and from the stored record (when it is verified),
-so verification never trusts the decoding of the record it is checking.
+"""Verification: recompute every per-stream chain and the ledger-wide Merkle tree from the
+stored rows, and check them against checkpoints (a file the auditor kept, and those stored).
 """
 
 from __future__ import annotations
 
-import base64
 import gc
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
 
-from ledger.errors import InvalidInput, LedgerError, NotFound
-from ledger.merkle import InvalidFrontierError, MerkleFrontier, leaf_hash, merkle_root, node_hash, verify_inclusion
+from ledger.canonical import CHAINED_TOPIC_PREFIXES, GENESIS, canonical_bytes
+from ledger.checkpoint import SIGNATURE_PROBLEMS, Checkpoint
+from ledger.checkpointing import stored_checkpoints
+from ledger.errors import InvalidInput, first_words
+from ledger.merkle import MerkleFrontier
 from ledger.transcoder import untag
-from ledger.values import iso, parse_instant
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
     from ledger.storage import Database, EventRow
 
-#: the "predecessor hash" of the first event of every stream.
-GENESIS = "0" * 64
-
-_NOT_FIELDS = frozenset({"originator_id", "originator_version"})
-# instants as ISO 8601 with Z; orjson writes microseconds whenever there are any
-_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
-
-
-def _instant(value: Any) -> Any:
-    # datetime subclasses (test clocks) are written as the plain instant they stand for
-    # (as text: constructing a datetime here would loop when the class itself is patched)
-    if isinstance(value, datetime):
-        text = value.isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-    raise TypeError(f"cannot encode {type(value).__name__} canonically")
-
-
-def canonical_bytes(stream_id: UUID, version: int, topic: str, fields: Mapping[str, Any]) -> bytes:
-    """Sorted-key JSON of the stream id, version, topic and fields (``fields`` holds
-    instants as datetime objects)."""
-    own = dict(fields)
-    for key in _NOT_FIELDS:
-        own.pop(key, None)
-    document = {"stream": str(stream_id), "version": version, "topic": topic, "fields": own}
-    return orjson.dumps(document, default=_instant, option=_OPTIONS)
-
-
-def canonical_event(event: Any) -> bytes:
-    """The canonical bytes of a domain event object."""
-    return canonical_bytes(event.originator_id, event.originator_version, type(event).TOPIC, vars(event))
-
-
-def canonical_stored(stream_id: UUID, version: int, topic: str, state: bytes) -> bytes:
-    """The canonical bytes of a stored record (its state as the library wrote it)."""
-    return canonical_bytes(stream_id, version, topic, untag(orjson.loads(state)))
-
-
-def digest(canonical: bytes) -> str:
-    return hashlib.sha256(canonical).hexdigest()
-
-
-def event_hash(event: Any) -> str:
-    return digest(canonical_event(event))
-
-
-# =========================================================================================
-# Verification: per-stream chains, the ledger-wide Merkle tree, signed checkpoints
-# =========================================================================================
-#
 # Leaves of the Merkle tree are the events in log order (SQLite rowid, PostgreSQL
 # notification_id; gaps skipped, so a leaf index is not a log position). A leaf is
 # RFC 6962's leaf hash of the event's 32-byte digest: SHA-256(0x00 || SHA-256(canonical)).
 # Every stream is in the tree; only referral and subject streams carry a prev_hash chain.
 
-#: topics of the streams whose events carry ``prev_hash``; other streams (the subject
-#: directory logs) are covered by the Merkle tree only.
-CHAINED_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.")
-CHECKPOINT_FIELDS = ("size", "root", "time", "ledger", "signature", "public_key")
-PROOF_FORMAT = "refledger-proof/1"
 #: findings kept in full; beyond this only the count grows (a wholly rewritten ledger
 #: would otherwise hold one finding per event in memory).
 MAX_FINDINGS = 10_000
@@ -116,10 +57,6 @@ _KIND_ORDER = {
         )
     )
 }
-
-
-class LedgerTampered(LedgerError):
-    """The stored events no longer match what an earlier checkpoint recorded."""
 
 
 @dataclass(frozen=True)
@@ -174,145 +111,6 @@ class Finding:
             return (0, self.leaf, _KIND_ORDER.get(self.kind, 99))
         low = self.leaf_range[0] if self.leaf_range else 0
         return (1, low, _KIND_ORDER.get(self.kind, 99))
-
-
-# --- checkpoints and keys -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A signed statement of the ledger's size and Merkle root at a time (an STH)."""
-
-    size: int
-    root: str
-    time: str
-    ledger: str | None
-    signature: str | None = None
-    public_key: str | None = None
-
-    def signed_bytes(self) -> bytes:
-        """What the signature covers: sorted-key JSON of every other field."""
-        fields = {name: getattr(self, name) for name in CHECKPOINT_FIELDS if name != "signature"}
-        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in CHECKPOINT_FIELDS}
-
-    @classmethod
-    def from_dict(cls, data: object) -> Checkpoint:
-        """Read a checkpoint as written by ``checkpoint --out``; InvalidInput if malformed."""
-        if not isinstance(data, dict) or set(data) != set(CHECKPOINT_FIELDS):
-            raise InvalidInput(f"not a checkpoint: expected exactly the fields {', '.join(CHECKPOINT_FIELDS)}")
-        size, root, time, ledger = data["size"], data["root"], data["time"], data["ledger"]
-        signature, public_key = data["signature"], data["public_key"]
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise InvalidInput("checkpoint size must be a non-negative integer")
-        if not _is_hex_hash(root):
-            raise InvalidInput("checkpoint root must be 64 hex characters")
-        if not isinstance(time, str):
-            raise InvalidInput("checkpoint time must be an ISO 8601 text")
-        parse_instant(time, "checkpoint time")
-        if ledger is not None and not _is_hex_hash(ledger):
-            raise InvalidInput("checkpoint ledger id must be 64 hex characters or null")
-        if signature is not None and not isinstance(signature, str):
-            raise InvalidInput("checkpoint signature must be base64 text or null")
-        if public_key is not None and not _is_hex_hash(public_key):
-            raise InvalidInput("checkpoint public_key must be 64 hex characters or null")
-        return cls(size, root, time, ledger, signature, public_key)
-
-    @classmethod
-    def from_json(cls, text: bytes | str, source: str) -> Checkpoint:
-        try:
-            data = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise InvalidInput(f"{source} is not JSON") from None
-        try:
-            return cls.from_dict(data)
-        except InvalidInput as error:
-            raise InvalidInput(f"{source}: {error}") from None
-
-    def signed_with(self, private_key_pem: bytes) -> Checkpoint:
-        """This checkpoint with ``public_key`` set and signed by the given Ed25519 key."""
-        from cryptography.hazmat.primitives import serialization
-
-        key = _load_private_key(private_key_pem)
-        public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
-        unsigned = replace(self, public_key=public, signature=None)
-        return replace(unsigned, signature=base64.b64encode(key.sign(unsigned.signed_bytes())).decode())
-
-    def signature_status(self, pinned_key: bytes | None) -> str:
-        """valid · not-pinned (valid for the key it names, none given) · unsigned · invalid · wrong-key."""
-        if self.signature is None:
-            return "unsigned"
-        if self.public_key is None:
-            return "invalid"
-        named = bytes.fromhex(self.public_key)
-        if pinned_key is not None and pinned_key != named:
-            return "wrong-key"
-        if not _signature_holds(named, self.signature, self.signed_bytes()):
-            return "invalid"
-        return "valid" if pinned_key is not None else "not-pinned"
-
-
-def _is_hex_hash(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
-def _load_private_key(pem: bytes) -> Any:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as error:
-        raise InvalidInput(f"not an unencrypted PEM private key ({_first_words(error)})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise InvalidInput("the key is not an Ed25519 key")
-    return key
-
-
-def _first_words(error: BaseException) -> str:
-    return (str(error).strip() or type(error).__name__).splitlines()[0][:80]
-
-
-def _signature_holds(public_key: bytes, signature: str, message: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(base64.b64decode(signature, validate=True), message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def new_signing_key() -> tuple[bytes, bytes, str]:
-    """A fresh Ed25519 key: (private PEM (PKCS 8), public PEM, public key as hex)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    public = key.public_key()
-    public_pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public_pem, public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
-
-
-def parse_public_key(text: bytes) -> bytes:
-    """An Ed25519 public key from a PEM file's content or 64 hex characters → 32 raw bytes."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    stripped = text.strip()
-    if _is_hex_hash(stripped.decode("ascii", "replace").lower()):
-        return bytes.fromhex(stripped.decode("ascii"))
-    try:
-        key = serialization.load_pem_public_key(stripped)
-    except (ValueError, TypeError) as error:
-        raise InvalidInput(f"not a PEM public key or 64 hex characters ({_first_words(error)})") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise InvalidInput("the public key is not an Ed25519 key")
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 # --- scanning the stored events ----------------------------------------------------
@@ -417,7 +215,7 @@ class _Scan:
                 canonical = b"undecodable\x00" + bytes(state)
                 fields = None
                 self._add(
-                    Finding("undecodable", f"its stored state cannot be read ({_first_words(error)})"),
+                    Finding("undecodable", f"its stored state cannot be read ({first_words(error)})"),
                     stream,
                     leaf_index,
                     position,
@@ -755,7 +553,7 @@ def verify_ledger(
     """
     from ledger.storage import read_event_rows
 
-    stored = [s.checkpoint for s in _stored_checkpoints(ledger, database)]
+    stored = [s.checkpoint for s in stored_checkpoints(ledger, database)]
     return verify_rows(read_event_rows(database), checkpoint, public_key, leaves, stored, guards)
 
 
@@ -782,7 +580,7 @@ def verify_rows(
     extra = _reference_findings(scan, checkpoint)
     status = checkpoint.signature_status(public_key) if checkpoint else None
     if status in ("invalid", "wrong-key") or (status == "unsigned" and public_key is not None):
-        extra.append(Finding("signature", _SIGNATURE_PROBLEMS[str(status)]))
+        extra.append(Finding("signature", SIGNATURE_PROBLEMS[str(status)]))
     findings += extra
     findings.sort(key=Finding.order)
     check = None
@@ -809,13 +607,6 @@ def verify_rows(
         notes=(),
     )
     return replace(verification, notes=tuple(_notes(verification, scan)))
-
-
-_SIGNATURE_PROBLEMS = {
-    "invalid": "the checkpoint's signature does not verify: the checkpoint was altered, or signed by another key than it names",
-    "wrong-key": "the checkpoint is signed by another key than the public key given",
-    "unsigned": "a public key was given but the checkpoint is not signed",
-}
 
 
 def _reference_findings(scan: _Scan, checkpoint: Checkpoint | None) -> list[Finding]:
@@ -916,348 +707,3 @@ def _check_leaf_file(leaves: bytes, checkpoint: Checkpoint | None) -> None:
         frontier.append(leaves[start : start + 32])
     if frontier.root().hex() != checkpoint.root:
         raise InvalidInput("the leaf file does not hash to the checkpoint's root: it belongs to another checkpoint, or was altered")
-
-
-# --- checkpoints ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredCheckpoint:
-    """A checkpoint as the ledger keeps it: with its Merkle frontier and last log position."""
-
-    checkpoint: Checkpoint
-    position: int
-    last_leaf: str | None
-    frontier: MerkleFrontier
-
-    @property
-    def size(self) -> int:
-        return self.checkpoint.size
-
-    @property
-    def root(self) -> str:
-        return self.checkpoint.root
-
-    @property
-    def time(self) -> str:
-        return self.checkpoint.time
-
-
-def _ensure_checkpoint_table(ledger: Ledger, database: Database) -> None:
-    from ledger.storage import checkpoint_table_statements, execute_sql
-
-    execute_sql(ledger, checkpoint_table_statements(database))
-
-
-def _stored_from_row(row: Sequence[Any]) -> StoredCheckpoint:
-    size, position, _root, last_leaf, frontier, checkpoint = row
-    try:
-        restored = MerkleFrontier.from_dict(orjson.loads(frontier))
-    except (orjson.JSONDecodeError, InvalidFrontierError) as error:
-        raise LedgerTampered(f"the stored checkpoint of size {size} is damaged ({_first_words(error)}); run refledger verify") from None
-    return StoredCheckpoint(Checkpoint.from_json(checkpoint, f"the stored checkpoint of size {size}"), int(position), last_leaf, restored)
-
-
-def _stored_checkpoints(ledger: Ledger, database: Database) -> list[StoredCheckpoint]:
-    from ledger.storage import select_checkpoint_rows
-
-    _ensure_checkpoint_table(ledger, database)
-    return [_stored_from_row(row) for row in select_checkpoint_rows(ledger, database)]
-
-
-def latest_checkpoint(ledger: Ledger, database: Database) -> StoredCheckpoint | None:
-    """The newest checkpoint recorded in the ledger's database, if any."""
-    from ledger.storage import select_checkpoint_rows
-
-    _ensure_checkpoint_table(ledger, database)
-    rows = select_checkpoint_rows(ledger, database, latest_only=True)
-    return _stored_from_row(rows[0]) if rows else None
-
-
-@dataclass(frozen=True)
-class CheckpointMade:
-    checkpoint: Checkpoint
-    new_events: int
-
-
-def make_checkpoint(ledger: Ledger, database: Database, private_key_pem: bytes | None = None) -> CheckpointMade:
-    """Extend the stored Merkle frontier by the events since the last checkpoint, record a
-    new checkpoint in the database and return it (signed when a key is given).
-
-    Only the new events are hashed. Two cheap checks first refuse to extend a frontier whose
-    events were removed, inserted or (the newest of them) changed since: those are for
-    ``verify`` to locate, and a checkpoint must not bless them.
-    """
-    from ledger.storage import count_events_through, insert_checkpoint_row, read_event_rows
-
-    if private_key_pem is not None:
-        _load_private_key(private_key_pem)  # a bad key fails before the work, not after
-    latest = latest_checkpoint(ledger, database)
-    frontier = latest.frontier.copy() if latest else MerkleFrontier()
-    position = latest.position if latest else 0
-    ledger_id = latest.checkpoint.ledger if latest else None
-    last_leaf = latest.last_leaf if latest else None
-    if latest is not None and latest.size:
-        counted = count_events_through(ledger, database, latest.position)
-        if counted != latest.size:
-            raise LedgerTampered(
-                f"{latest.size} events were checkpointed up to log position {latest.position}, but {counted} are there now: "
-                "events were removed or inserted; run refledger verify --checkpoint with your last checkpoint file"
-            )
-        rows = [row for batch in read_event_rows(database, after=latest.position - 1, limit=1) for row in batch]
-        if not rows or rows[0][0] != latest.position or _leaf_of_row(rows[0]).hex() != latest.last_leaf:
-            raise LedgerTampered(
-                f"the event at log position {latest.position}, the last one checkpointed, was changed or removed since; run refledger verify"
-            )
-    added = 0
-    for batch in read_event_rows(database, after=position):
-        for row in batch:
-            leaf, digest_hex = _leaf_and_digest(row)
-            if frontier.size == 0:
-                ledger_id = digest_hex
-            frontier.append(leaf)
-            position, last_leaf = row[0], leaf.hex()
-            added += 1
-    if frontier.size == 0:
-        raise InvalidInput("the ledger is empty: there is nothing to checkpoint yet")
-    checkpoint = Checkpoint(frontier.size, frontier.root().hex(), iso(ledger.clock()), ledger_id)
-    if private_key_pem is not None:
-        checkpoint = checkpoint.signed_with(private_key_pem)
-    insert_checkpoint_row(
-        ledger,
-        database,
-        (
-            checkpoint.size,
-            position,
-            checkpoint.root,
-            last_leaf,
-            orjson.dumps(frontier.to_dict()).decode(),
-            orjson.dumps(checkpoint.as_dict()).decode(),
-        ),
-    )
-    return CheckpointMade(checkpoint, added)
-
-
-def _leaf_and_digest(row: EventRow) -> tuple[bytes, str]:
-    """The Merkle leaf hash and hex digest of one stored row (as the scan computes them)."""
-    _position, raw_id, version, topic, state = row
-    try:
-        canonical = canonical_stored(UUID(raw_id), version, topic, state)
-    except (ValueError, TypeError, AttributeError):
-        canonical = b"undecodable\x00" + bytes(state)
-    event_digest = hashlib.sha256(canonical).digest()
-    return leaf_hash(event_digest), event_digest.hex()
-
-
-def _leaf_of_row(row: EventRow) -> bytes:
-    return _leaf_and_digest(row)[0]
-
-
-def checkpoint_leaves(database: Database, checkpoint: Checkpoint) -> bytes:
-    """The leaf hashes of the checkpoint's first ``size`` events (32 bytes each), for an
-    auditor to keep beside the checkpoint. Reads the whole ledger; refuses when the events
-    no longer hash to the checkpoint's root."""
-    from ledger.storage import read_event_rows
-
-    leaves = bytearray()
-    frontier = MerkleFrontier()
-    for batch in read_event_rows(database):
-        for row in batch:
-            if frontier.size == checkpoint.size:
-                break
-            leaf = _leaf_of_row(row)
-            frontier.append(leaf)
-            leaves += leaf
-        if frontier.size == checkpoint.size:
-            break
-    if frontier.size != checkpoint.size or frontier.root().hex() != checkpoint.root:
-        raise LedgerTampered("the stored events no longer hash to the checkpoint's root; run refledger verify")
-    return bytes(leaves)
-
-
-# --- proofs for one referral ---------------------------------------------------------
-
-
-def export_proof(ledger: Ledger, database: Database, reference: str) -> dict[str, Any]:
-    """One referral's events (its stream, its subjects' streams, its subject directory) with
-    inclusion proofs against the newest stored checkpoint, checkable offline."""
-    from ledger.storage import read_event_rows
-    from ledger.subject import directory_id
-    from ledger.values import referral_id
-
-    latest = latest_checkpoint(ledger, database)
-    if latest is None:
-        raise InvalidInput("there is no checkpoint yet: run refledger checkpoint first")
-    size = latest.size
-    wanted = {referral_id(reference), directory_id(reference)}
-    ids: dict[str, UUID | None] = {}
-    selected: list[dict[str, Any]] = []
-    leaves: list[bytes] = []
-    later = 0
-    for batch in read_event_rows(database):
-        for position, raw_id, version, topic, state in batch:
-            if raw_id not in ids:
-                ids[raw_id] = _uuid_or_none(raw_id)
-            stream = ids[raw_id]
-            if len(leaves) >= size:
-                if version == 1 and topic.startswith("refledger:Subject.") and _names_referral(state, reference):
-                    wanted.add(stream)  # type: ignore[arg-type]
-                later += stream in wanted
-                continue
-            try:
-                fields = untag(orjson.loads(state))
-                canonical = canonical_bytes(stream or raw_id, version, topic, fields)  # type: ignore[arg-type]
-            except (ValueError, TypeError, AttributeError):
-                fields, canonical = None, b"undecodable\x00" + bytes(state)
-            event_digest = hashlib.sha256(canonical).digest()
-            leaves.append(leaf_hash(event_digest))
-            if version == 1 and topic.startswith("refledger:Subject.") and isinstance(fields, dict) and fields.get("referral") == reference:
-                wanted.add(stream)  # type: ignore[arg-type]
-            if stream in wanted:
-                selected.append(
-                    {
-                        "leaf": len(leaves) - 1,
-                        "position": position,
-                        "stream": str(stream),
-                        "version": version,
-                        "topic": topic,
-                        "hash": event_digest.hex(),
-                        # the exact bytes that were hashed, so any tool can check them
-                        "canonical": canonical.decode(),
-                    }
-                )
-    if len(leaves) < size or merkle_root(leaves).hex() != latest.root:
-        raise LedgerTampered("the stored events no longer hash to the newest checkpoint's root; run refledger verify")
-    if not selected:
-        raise NotFound(f"referral {reference} has no events covered by the newest checkpoint (size {size})")
-    levels = _tree_levels(leaves)
-    for event in selected:
-        event["inclusion_proof"] = [h.hex() for h in _audit_path(levels, event["leaf"])]
-    return {
-        "format": PROOF_FORMAT,
-        "referral": reference,
-        "checkpoint": latest.checkpoint.as_dict(),
-        "events": selected,
-        "events_after_checkpoint": later,
-    }
-
-
-def _names_referral(state: bytes, reference: str) -> bool:
-    try:
-        fields = orjson.loads(state)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(fields, dict) and fields.get("referral") == reference
-
-
-def _uuid_or_none(raw: str) -> UUID | None:
-    try:
-        return UUID(raw)
-    except ValueError:
-        return None
-
-
-def _tree_levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """Every level of the RFC 6962 tree, leaves first (an odd last node is promoted)."""
-    levels = [leaves]
-    while len(levels[-1]) > 1:
-        level = levels[-1]
-        parents = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) & 1:
-            parents.append(level[-1])
-        levels.append(parents)
-    return levels
-
-
-def _audit_path(levels: list[list[bytes]], index: int) -> list[bytes]:
-    """PATH(index) from prebuilt levels: the same hashes as merkle.inclusion_proof, in
-    O(log n) instead of O(n) per proof."""
-    path: list[bytes] = []
-    for level in levels[:-1]:
-        sibling = index ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        index >>= 1
-    return path
-
-
-@dataclass(frozen=True)
-class ProofCheck:
-    """The outcome of checking an exported proof file offline."""
-
-    referral: str
-    checkpoint: Checkpoint
-    signature: str
-    events: int
-    findings: tuple[str, ...]
-
-    @property
-    def sound(self) -> bool:
-        return not self.findings
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.sound,
-            "referral": self.referral,
-            "events": self.events,
-            "checkpoint": self.checkpoint.as_dict(),
-            "signature_status": self.signature,
-            "findings": list(self.findings),
-        }
-
-
-def verify_proof(document: object, public_key: bytes | None = None) -> ProofCheck:
-    """Check a proof file: every event hashes to the leaf its inclusion proof places under
-    the checkpoint's root, its stream's chain links hold, and the signature (if any)."""
-    if not isinstance(document, dict) or document.get("format") != PROOF_FORMAT:
-        raise InvalidInput(f"not a proof file (its format is not {PROOF_FORMAT})")
-    checkpoint = Checkpoint.from_dict(document.get("checkpoint"))
-    events = document.get("events")
-    if not isinstance(events, list):
-        raise InvalidInput("a proof file holds a list of events")
-    findings: list[str] = []
-    status = checkpoint.signature_status(public_key)
-    if status in ("invalid", "wrong-key") or (status == "unsigned" and public_key is not None):
-        findings.append(_SIGNATURE_PROBLEMS[status])
-    root = bytes.fromhex(checkpoint.root)
-    heads: dict[str, tuple[int, str]] = {}
-    for number, event in enumerate(events, start=1):
-        if not isinstance(event, dict):
-            findings.append(f"event {number} is not an object")
-            continue
-        text = event.get("canonical")
-        where = f"event {number} (stream {event.get('stream')}, version {event.get('version')}, leaf {event.get('leaf')})"
-        try:
-            canonical = text.encode() if isinstance(text, str) else b""
-            canonical_doc = orjson.loads(canonical)
-        except orjson.JSONDecodeError:
-            canonical_doc = None
-        if not isinstance(canonical_doc, dict):
-            findings.append(f"{where}: it carries no canonical form")
-            continue
-        event_digest = hashlib.sha256(canonical).digest()
-        if event_digest.hex() != event.get("hash"):
-            findings.append(f"{where}: its content does not hash to the hash it names")
-        proof = event.get("inclusion_proof")
-        leaf = event.get("leaf")
-        try:
-            path = [bytes.fromhex(h) for h in proof] if isinstance(proof, list) else None
-        except (ValueError, TypeError):
-            path = None
-        if path is None or not isinstance(leaf, int) or not verify_inclusion(leaf_hash(event_digest), leaf, checkpoint.size, path, root):
-            findings.append(f"{where}: its inclusion proof does not lead to the checkpoint's root")
-        stream, version = canonical_doc.get("stream"), canonical_doc.get("version")
-        if (stream, version) != (event.get("stream"), event.get("version")):
-            findings.append(f"{where}: the stream or version it names differs from its canonical form")
-        fields = canonical_doc.get("fields")
-        topic = canonical_doc.get("topic")
-        if isinstance(stream, str) and isinstance(version, int) and isinstance(topic, str) and topic.startswith(CHAINED_TOPIC_PREFIXES):
-            prev = fields.get("prev_hash") if isinstance(fields, dict) else None
-            expected = heads.get(stream, (0, GENESIS))
-            if version != expected[0] + 1:
-                findings.append(f"{where}: the proof skips from version {expected[0]} to {version} of this stream")
-            elif prev != expected[1]:
-                findings.append(f"{where}: its prev_hash does not match the hash of version {expected[0]}")
-            heads[stream] = (version, event_digest.hex())
-    reference = document.get("referral")
-    return ProofCheck(str(reference), checkpoint, status, len(events), tuple(findings))
