@@ -4,6 +4,7 @@ trip through ``import --historical``), ``--sort``/``--limit``, options after the
 from __future__ import annotations
 
 import json
+import re
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,7 +207,15 @@ def generated_story(referrals: int, seed: int) -> list[dict[str, Any]]:
     ]
     for day, (kind, fields) in enumerate(staff, start=1):
         when = _iso(datetime(2023, 12, day, 9, tzinfo=UTC))
-        records.append({"type": kind, "occurred_at": when, "recorded_at": when, "actor": {"person": "P-HR", "role": "hr-officer", "unit": "U-HR"}, **fields})
+        records.append(
+            {
+                "type": kind,
+                "occurred_at": when,
+                "recorded_at": when,
+                "actor": {"person": "P-HR", "role": "hr-officer", "unit": "U-HR"},
+                **fields,
+            }
+        )
     records.sort(key=lambda record: record["recorded_at"])  # stable: per stream still in order
     return records
 
@@ -365,3 +374,23 @@ def test_a_refusal_after_closure_names_the_closure_time(tmp_path: Path) -> None:
     assert f"was closed at {closed['occurred_at']}" in refused, refused
     subject = run(url, "subject", "add", "R-2024-0311", "SUBJ-X", "--category", "suspect", "--as", "P-1:analyst@U-OPS1", code=1).stderr
     assert f"was closed at {closed['occurred_at']}" in subject, subject
+
+
+def test_the_markdown_case_file_reads_cleanly(tmp_path: Path) -> None:
+    # Given the demo story and a checkpoint of it
+    from commands.demo import REFERENCE, story
+
+    source = tmp_path / "story.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in story()))
+    url = imported(str(tmp_path / "l.sqlite"), source)
+    key, point = tmp_path / "k.pem", tmp_path / "cp.json"
+    run(url, "keygen", "--out", str(key))
+    run(url, "checkpoint", "--key", str(key), "--out", str(point))
+    # when the case file is written as Markdown
+    text = run(url, "report", REFERENCE, "--out", "-", "--format", "md", "--checkpoint", str(point), "--public-key", f"{key}.pub").stdout
+    # then the checkpoint is described once, details carry no stray separators, events read as words
+    size = json.loads(point.read_text())["size"]
+    assert sum(1 for line in text.splitlines() if line.startswith(("| Checkpoint", "- Checkpoint"))) == 1
+    assert f"checkpoint of {size} events" in text
+    assert not re.search(r"\|\s*;|;\s*\|", text), [line for line in text.splitlines() if re.search(r"\|\s*;|;\s*\|", line)]
+    assert not re.search(r"v\d+ [a-z]+_[a-z_]+", text) and "ownership accepted" in text
