@@ -4,8 +4,8 @@ trip through ``import --historical``), ``--sort``/``--limit``, options after the
 from __future__ import annotations
 
 import json
-import re
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
