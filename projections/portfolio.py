@@ -33,6 +33,8 @@ _LEFT: Final = 190
 _RIGHT: Final = 930
 _ROW: Final = 24
 _CHAR: Final = 6.4
+#: bars drawn at most per chart (the longest); the table under it lists every row
+CHART_ROWS: Final = 30
 
 
 @dataclass(frozen=True)
@@ -162,19 +164,24 @@ def gaps_chart(gaps: Sequence[GapRow], at: datetime) -> Markup:
     label = "Running gaps in ownership on a time axis"
     if not gaps:
         return _empty(label, "No referral is without an owner.")
-    start = min(gap.start for gap in gaps)
+    shown = sorted(gaps, key=lambda gap: (gap.start, gap.referral))[:CHART_ROWS]
+    start = min(gap.start for gap in shown)
     total = max((at - start).total_seconds(), 1.0)
 
     def x(instant: datetime) -> float:
         return _LEFT + (instant - start).total_seconds() / total * (_RIGHT - _LEFT - 70)
 
-    height = 30 + len(gaps) * _ROW
-    body = []
+    height = 30 + len(shown) * _ROW
+    body = (
+        []
+        if len(shown) == len(gaps)
+        else [_text(_LEFT, height + 12, f"The {len(shown)} longest of {len(gaps)} running gaps; the table lists them all.", css="tick")]
+    )
     for tick in _ticks(start, at):
         body.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="4" y2="{height - 20}" class="grid"/>')
         body.append(_text(x(tick), height - 6, tick.strftime("%d %b %Y"), "middle", "tick"))
     body.append(f'<line x1="{x(at):.1f}" x2="{x(at):.1f}" y1="0" y2="{height - 20}" class="now"/>')
-    for index, gap in enumerate(sorted(gaps, key=lambda gap: gap.start)):
+    for index, gap in enumerate(shown):
         y = 6 + index * _ROW
         body.append(_text(_LEFT - 8, y + 15, gap.referral, "end", "unit"))
         x1, x2 = x(gap.start), x(at)
@@ -183,7 +190,7 @@ def gaps_chart(gaps: Sequence[GapRow], at: datetime) -> Markup:
             f"<title>{escape(gap.referral)}: unowned since {iso(gap.start)}</title></rect>"
         )
         body.append(_text(x2 + 6, y + 16, f"{days(at - gap.start):.1f} days", css="total"))
-    return _svg(height, body, label)
+    return _svg(height + (0 if len(shown) == len(gaps) else 18), body, label)
 
 
 def _bars(label: str, counts: dict[str, int], css: str, empty: str) -> Markup:
@@ -208,10 +215,12 @@ def overdue_chart(page: MorningPage) -> Markup:
 
 def late_chart(entries: Sequence[LateEntry]) -> Markup:
     """Late entries awaiting attestation: how late each was entered, in days."""
-    counts = {f"{entry.referral}{'/' + entry.subject if entry.subject else ''} v{entry.version}": 0 for entry in entries}
     label = "Late entries awaiting attestation: days between the event and its entry"
     if not entries:
         return _empty(label, "No late entry awaits attestation.")
+    every = len(entries)
+    entries = sorted(entries, key=lambda entry: entry.occurred_at - entry.recorded_at)[:CHART_ROWS]
+    counts = {f"{entry.referral}{'/' + entry.subject if entry.subject else ''} v{entry.version}": 0 for entry in entries}
     most = max(days(entry.lag) for entry in entries) or 1
     scale = (_RIGHT - _LEFT - 80) / most
     body = []
@@ -223,7 +232,11 @@ def late_chart(entries: Sequence[LateEntry]) -> Markup:
             f'<rect x="{_LEFT}" y="{y + 2}" width="{max(lag * scale, 2):.1f}" height="{_ROW - 6}" class="late"><title>{escape(name)}: {lag:.2f} days late</title></rect>'
         )
         body.append(_text(_LEFT + lag * scale + 6, y + 16, f"{lag:.1f} days", css="total"))
-    return _svg(10 + len(entries) * _ROW, body, label)
+    if every > len(entries):
+        body.append(
+            _text(_LEFT, 22 + len(entries) * _ROW, f"The {len(entries)} most delayed of {every} entries; the table lists them all.", css="tick")
+        )
+    return _svg(10 + len(entries) * _ROW + (18 if every > len(entries) else 0), body, label)
 
 
 def render_morning(page: MorningPage) -> str:
