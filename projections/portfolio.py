@@ -234,7 +234,12 @@ def late_chart(entries: Sequence[LateEntry]) -> Markup:
         body.append(_text(_LEFT + lag * scale + 6, y + 16, f"{lag:.1f} days", css="total"))
     if every > len(entries):
         body.append(
-            _text(_LEFT, 22 + len(entries) * _ROW, f"The {len(entries)} most delayed of {every} entries; the table lists them all.", css="tick")
+            _text(
+                _LEFT,
+                22 + len(entries) * _ROW,
+                f"The {len(entries)} most delayed of {every} entries; the table lists them all.",
+                css="tick",
+            )
         )
     return _svg(10 + len(entries) * _ROW + (18 if every > len(entries) else 0), body, label)
 
