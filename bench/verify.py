@@ -9,7 +9,7 @@ bytes; see ``_ledgers.copy_sqlite_events_to_postgres``), then measured the same 
 - full verify (every chain and the Merkle tree recomputed from the stored rows), repeated,
   reported as the median events/s, in process and once through the ``refledger verify`` CLI;
 - the first checkpoint (hashes every event: no frontier stored yet);
-- a checkpoint after 1,000 new events (only those are hashed), repeated, median seconds.
+- a checkpoint after 1,000 new events (every event is hashed again: nothing stored is trusted), repeated, median seconds.
 
 Generated files are cached under bench/out/ (git-ignored). Both ledgers are built fresh on
 every run; the PostgreSQL schema is dropped at the end (kept with --keep).

@@ -64,7 +64,8 @@ def _plural(count: int, word: str, words: str | None = None) -> str:
 
 @click.group("audit")
 def audit_group() -> None:
-    """Portfolio audit across the whole ledger: gaps, overdue obligations, late entries.
+    """Portfolio audit across the whole ledger: gaps, overdue obligations, late entries,
+    corrections and findings.
 
     Answers come from stored read models that catch up with the ledger before answering.
 
@@ -175,19 +176,23 @@ def overdue_command(
     metavar="H",
     help="List entries recorded more than H hours after they occurred (default: the policy's late-entry threshold, 24 h).",
 )
+@click.option("--needs-attestation", "needing", is_flag=True, help="Only entries that still need a supervisor's attestation.")
 @click.option("--fail-on-findings", is_flag=True, help=_FINDINGS_HELP)
 @output_options()
-def late_entries_command(min_lag_hours: float | None, fail_on_findings: bool, fmt: str | None) -> None:
+def late_entries_command(min_lag_hours: float | None, needing: bool, fail_on_findings: bool, fmt: str | None) -> None:
     """List entries recorded long after they happened, and those that need a supervisor's attestation.
 
     An entry is late when recorded more than 24 h after it occurred (the policy's
-    late-entry threshold); it must carry a late reason. Over 7 days it needs attestation.
-    For historical imports, the source system's recorded_at is the recording time.
+    late-entry threshold); it must carry a late reason. Over 7 days it needs a supervisor's
+    attestation ('refledger attest'); attested_by and attested_at say who gave it and when,
+    and rule late-entry-attestation makes an unattested one overdue 7 days after it was
+    recorded. For historical imports, the source system's recorded_at is the recording time.
 
     \b
     Example:
       refledger audit late-entries
       refledger audit late-entries --min-lag-hours 168 --csv
+      refledger audit late-entries --needs-attestation
     """
     from datetime import timedelta
 
@@ -195,6 +200,8 @@ def late_entries_command(min_lag_hours: float | None, fail_on_findings: bool, fm
 
     models = read_models()
     found = models.late_entries(min_lag=None if min_lag_hours is None else timedelta(hours=min_lag_hours))
+    if needing:
+        found = [entry for entry in found if entry.needs_attestation]
     rows = [entry.as_row() for entry in found]
     attest = sum(1 for entry in found if entry.needs_attestation)
     _answer(
@@ -206,6 +213,70 @@ def late_entries_command(min_lag_hours: float | None, fail_on_findings: bool, fm
     )
     if fail_on_findings and rows:
         raise _findings(f"{_plural(len(rows), 'late entry', 'late entries')} found")
+
+
+@audit_group.command("corrections")
+@click.option("--fail-on-findings", is_flag=True, help=_FINDINGS_HELP)
+@output_options()
+def corrections_command(fail_on_findings: bool, fmt: str | None) -> None:
+    """List every correction (one row per field, original and corrected value) and retraction.
+
+    The original entries stay on the record with their hashes; answers read the corrections
+    from their recording on. by_entry_actor says whether the person who recorded the entry
+    amended it (otherwise a supervisory role did, or the imported history says who).
+
+    \b
+    Example:
+      refledger audit corrections --csv
+    """
+    from ledger.referral import Referral
+    from ledger.subject import Subject
+    from projections.findings import AMENDMENT_COLUMNS, amendments
+
+    models = read_models()
+    topics = {cls.TOPIC for cls in (Referral.EntryCorrected, Referral.EntryRetracted, Subject.EntryCorrected, Subject.EntryRetracted)}
+    found = [
+        row
+        for stream, (referral, subject) in models.streams_with(topics).items()
+        for row in amendments(referral, subject, models.ledger.stream_events(stream))
+    ]
+    found.sort(key=lambda row: (row.referral, row.recorded_at, row.subject or "", row.version))
+    rows = [row.as_row() for row in found]
+    _answer(
+        fmt,
+        models.policy.version,
+        rows,
+        AMENDMENT_COLUMNS,
+        f"{_plural(len(rows), 'corrected field or retraction', 'corrected fields and retractions')}.",
+    )
+    if fail_on_findings and rows:
+        raise _findings(f"{_plural(len(rows), 'correction or retraction', 'corrections and retractions')} found")
+
+
+@audit_group.command("findings")
+@click.option("--fail-on-findings", is_flag=True, help=_FINDINGS_HELP)
+@output_options()
+def findings_command(fail_on_findings: bool, fmt: str | None) -> None:
+    """List what the record itself shows to be wrong: reviews that confirmed the wrong owner.
+
+    A review is recorded as the reviewer said it; here its owner_confirmed is compared with
+    the owner the events show at the review's instant (as known now).
+
+    \b
+    Example:
+      refledger audit findings --json
+    """
+    from ledger.referral import Referral
+    from projections.findings import FINDING_COLUMNS, review_findings
+
+    models = read_models()
+    streams = models.streams_with({Referral.ReviewRecorded.TOPIC})
+    found = [finding for stream in streams for finding in review_findings(models.ledger.stream_events(stream))]
+    found.sort(key=lambda finding: (finding.referral, finding.occurred_at, finding.version))
+    rows = [finding.as_row() for finding in found]
+    _answer(fmt, models.policy.version, rows, FINDING_COLUMNS, f"{_plural(len(rows), 'finding')}.")
+    if fail_on_findings and rows:
+        raise _findings(f"{_plural(len(rows), 'finding')} found")
 
 
 @click.command("backlog")

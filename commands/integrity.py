@@ -36,8 +36,14 @@ def _write_new(path: Path, data: bytes, private: bool = False) -> None:
         raise click.ClickException(f"{path} already exists; choose another name") from None
     except OSError as error:
         raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before anything that depends on it is committed
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {path}: {error.strerror}") from None
 
 
 def _public_key(value: str | None) -> bytes | None:
@@ -91,17 +97,17 @@ def keygen(out: Path, fmt: str | None) -> None:
 def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str | None) -> None:
     """Record the ledger's size and Merkle root, signed when a key is given.
 
-    Only the events since the last checkpoint are hashed (the tree's frontier is stored in
-    the ledger's database). The checkpoint is recorded in the database (``proof`` uses the
-    newest) and, with --out, written to a file: {size, root, time, ledger, signature,
-    public_key}. Refuses (exit 3) when events already checkpointed were removed or the last
-    of them changed.
+    Every event is hashed again (nothing stored is trusted). The checkpoint is written to
+    --out first, then recorded in the database (``proof`` uses the newest): {size, root,
+    time, ledger, signature, public_key, streams, heads}, where heads is the root of the
+    tree of every stream's chain head. Refuses (exit 3) when events already checkpointed
+    were changed, removed or inserted; nothing is recorded when a file cannot be written.
 
     \b
     Example:
       refledger checkpoint --key checkpoint-key.pem --out checkpoints/2024-04-30.json
     """
-    from ledger.checkpointing import checkpoint_leaves, make_checkpoint
+    from ledger.checkpointing import checkpoint_leaves, prepare_checkpoint, record_checkpoint
     from ledger.errors import LedgerTampered
 
     pem = _read(key, "key") if key is not None else None
@@ -110,15 +116,24 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str
             raise click.ClickException(f"{path} already exists; choose another name")
     ledger, database = session().open()
     try:
-        made = make_checkpoint(ledger, database, pem)
+        made = prepare_checkpoint(ledger, database, pem)
         leaf_bytes = checkpoint_leaves(database, made.checkpoint) if leaves is not None else None
     except LedgerTampered as error:
         raise FindingsExit(f"Refused: {error}") from None
-    document = orjson.dumps(made.checkpoint.as_dict(), option=orjson.OPT_INDENT_2) + b"\n"
-    if out is not None:
-        _write_new(out, document)
-    if leaves is not None and leaf_bytes is not None:
-        _write_new(leaves, leaf_bytes)
+    # the files first, the row last: a checkpoint is never recorded that the user does not hold
+    written: list[Path] = []
+    try:
+        if out is not None:
+            _write_new(out, orjson.dumps(made.checkpoint.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+            written.append(out)
+        if leaves is not None and leaf_bytes is not None:
+            _write_new(leaves, leaf_bytes)
+            written.append(leaves)
+        record_checkpoint(ledger, database, made)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     found = made.checkpoint
     data = {
         "checkpoint": found.as_dict(),

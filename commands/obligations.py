@@ -29,7 +29,8 @@ def obligations_command(
     reference: str, at_text: str | None, as_known_now: bool, statuses: tuple[str, ...], fail_on_findings: bool, fmt: str | None
 ) -> None:
     """Every obligation of a referral and its subjects at an instant: rule, clock start, due,
-    when it was satisfied, and whether it was met, breached, or is open and overdue or not yet due.
+    when it was satisfied, and whether it was met, discharged (stopped by a closure, rejection or
+    withdrawal, not done), breached, or is open and overdue or not yet due.
 
     By default the answer is as known at --at: only events that had occurred and been recorded
     by then count, which is what a manager could have seen that day. --as-known-now adds

@@ -102,6 +102,8 @@ def history_command(reference: str, at_text: str | None, known_text: str | None,
     """
     from commands.output import emit
     from commands.session import instant_option, session
+    from ledger.knowledge import known
+    from projections.findings import amendments
     from projections.ownership import history_document, ownership_history
 
     ledger = session().ledger
@@ -110,7 +112,17 @@ def history_command(reference: str, at_text: str | None, known_text: str | None,
     events = ledger.referral_events(reference)
     history = ownership_history(events, as_known_at=as_known_at, until=at)
     document = history_document(history, events, at or ledger.clock())
-    emit(fmt, document, rows=history_rows(document), columns=HISTORY_COLUMNS, text=history_sentence(document))
+    # the originals stay on the record: show what amended them (as known at K)
+    document["amendments"] = [row.as_row() for row in amendments(reference, None, known(events, as_known_at, recorded_only=True))]
+    text = history_sentence(document)
+    if document["amendments"]:
+        text += "\n" + "\n".join(
+            f"v{a['version']} {a['kind']} of v{a['entry_version']} {a['entry_type']}"
+            + (f": {a['field']} {a['original']} -> {a['corrected']}" if a["field"] else "")
+            + f" ({a['reason']}; {a['by']})"
+            for a in document["amendments"]
+        )
+    emit(fmt, document, rows=history_rows(document), columns=HISTORY_COLUMNS, text=text)
 
 
 HISTORY_COLUMNS = ("kind", "unit", "person", "start", "end", "days", "began_with", "ended_by")

@@ -14,9 +14,10 @@ import click
 
 from commands.output import emit, plural
 from commands.session import session
-from ledger.importing import RECORD_TYPES, Field, RecordType
+from ledger.importing import AMENDMENT_TYPES, RECORD_TYPES, Field, RecordType
 
-_CLICK_TYPES: dict[str, Any] = {"int": click.IntRange(min=0)}
+#: whole numbers are read as text and checked by the import format's rule (one line, exit 1)
+_CLICK_TYPES: dict[str, Any] = {}
 
 
 def _pair(text: str, name: str, keys: tuple[str, str]) -> dict[str, str]:
@@ -30,6 +31,8 @@ def _pair(text: str, name: str, keys: tuple[str, str]) -> dict[str, str]:
 
 def field_option(field: Field) -> click.Option:
     flag = "--" + field.name.replace("_", "-")
+    if field.kind == "fields":
+        return click.Option(["--field", field.name], multiple=True, required=True, metavar="FIELD=VALUE", help=field.help)
     if field.kind == "bool":
         return click.Option([f"{flag}/--no-{flag[2:]}", field.name], default=False, help=field.help)
     if field.kind == "texts":
@@ -45,12 +48,24 @@ def field_option(field: Field) -> click.Option:
 
 
 def record_value(field: Field, value: Any) -> Any:
+    if field.kind == "fields":
+        from ledger.errors import InvalidInput
+
+        pairs = {}
+        for text in value:
+            name, sep, given = text.partition("=")
+            if not sep or not name.strip():
+                raise InvalidInput(f"--field must be FIELD=VALUE, not {text!r}")
+            pairs[name.strip()] = given
+        return pairs
     if field.kind == "grading":
         return _pair(value, field.name, ("scheme", "value"))
     if field.kind == "claim":
         return _pair(value, field.name, ("type", "unit"))
     if field.kind == "texts":
         return list(value)
+    if field.kind == "int" and isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())  # anything else stays text, which the check refuses
     return value
 
 
@@ -73,8 +88,10 @@ def _make_command(record_type: RecordType) -> click.Command:
             if value is not None and value != ():
                 record[field.name] = record_value(field, value)
         command = parse_record(record, occurred_now_if_missing=True)
+        if record_type in AMENDMENT_TYPES:  # who may amend comes from the policy's [directory]
+            current.ledger.supervisory_roles = current.policy.supervisory_roles()
         command.run(current.ledger)
-        what = f"{record_type.type} on {referral}" + (f" subject {values['subject']}" if record_type.on_subject else "")
+        what = f"{record_type.type} on {referral}" + (f" subject {values['subject']}" if values.get("subject") else "")
         emit(None, {"recorded": record_type.type, "referral": referral, "subject": values.get("subject")}, text=f"Recorded {what}.")
 
     params: list[click.Parameter] = [click.Argument(["referral"], metavar="REFERRAL")]

@@ -267,7 +267,7 @@ def package_command(reference: str, at: str | None, as_known_at: str | None, fmt
 
     Counts subjects by where they are (the same answer as 'subjects list'), the first and
     last dissemination, the days from receipt to the first one, and the dissemination,
-    force-acknowledgement and force-action obligations met, breached, open and overdue, or
+    force-acknowledgement and force-action obligations met, discharged, breached, open and overdue, or
     open and not yet due at that instant. As known now by default, like 'subjects list', so
     the two always agree; --as-known-at gives what the ledger showed then (--as-known-at
     equal to --at is a manager's view that day, as 'obligations' gives by default). Rules

@@ -18,8 +18,10 @@ from eventsourcing.application import AggregateNotFoundError, Application, Event
 from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
 
+from ledger.canonical import GENESIS, event_hash
 from ledger.errors import LedgerError, NotFound, RuleViolation
-from ledger.referral import LedgerEvent, Referral
+from ledger.policy import SUPERVISORY_ROLES
+from ledger.referral import Amendable, LedgerEvent, Referral
 from ledger.staff import (
     DIRECTORY_STREAM,
     INDEX_STREAM,
@@ -91,9 +93,11 @@ class Ledger(Application[UUID]):
         self._read_streams: StreamReader = stream_reader or _read_one_by_one
         self._batch: dict[UUID, Aggregate] | None = None
         self._batch_logged: list[DomainEvent] = []
-        self._directory_next: dict[str, int] = {}
+        self._directory_next: dict[str, tuple[int, str]] = {}
         #: streams looked up and found empty during the open batch (saves a query per new stream)
         self._batch_absent: set[UUID] = set()
+        #: who may attest late entries and correct or retract another's entry (policy [directory])
+        self.supervisory_roles: tuple[str, ...] = SUPERVISORY_ROLES
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
@@ -330,15 +334,18 @@ class Ledger(Application[UUID]):
         return self._log_entry(self._directory(reference), reference, subject=subject)
 
     def _log_entry(self, log: EventSourcedLog[L], key: str, **fields: Any) -> L:
-        """The next entry of an index log (inside a batch, counted on from the batch's entries)."""
+        """The next entry of an index log, chained to the log's previous entry like every
+        other stream (inside a batch, counted on from the batch's entries)."""
         if self._batch is None or key not in self._directory_next:
             last = log.get_last()
             next_version = 1 if last is None else last.originator_version + 1
+            prev_hash = GENESIS if last is None else event_hash(last)
         else:
-            next_version = self._directory_next[key]
+            next_version, prev_hash = self._directory_next[key]
+        entry = log.trigger_event(next_originator_version=next_version, prev_hash=prev_hash, **fields)
         if self._batch is not None:
-            self._directory_next[key] = next_version + 1
-        return log.trigger_event(next_originator_version=next_version, **fields)
+            self._directory_next[key] = (next_version + 1, event_hash(entry))
+        return entry
 
     def subject_refs(self, reference: str) -> list[str]:
         """The subjects of a referral, in the order they were added."""
@@ -391,6 +398,31 @@ class Ledger(Application[UUID]):
     @retried
     def close_subject(self, reference: str, stamp: Stamp, subject: str, outcome: str, rationale: str) -> None:
         self._subject_command(reference, stamp, subject, Subject.close, outcome=outcome, rationale=rationale)
+
+    # --- amendments of an earlier entry (a referral's, or with ``subject`` a subject's) ------
+
+    def _amendable(self, reference: str, subject: str | None) -> Amendable:
+        return self.subject(reference, subject) if subject else self.referral(reference)
+
+    @retried
+    def correct_entry(
+        self, reference: str, stamp: Stamp, version: int, fields: dict[str, Any], reason: str, subject: str | None = None
+    ) -> None:
+        found = self._amendable(reference, subject)
+        found.correct(self._entry(stamp), version, fields, reason, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
+
+    @retried
+    def retract_entry(self, reference: str, stamp: Stamp, version: int, reason: str, subject: str | None = None) -> None:
+        found = self._amendable(reference, subject)
+        found.retract(self._entry(stamp), version, reason, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
+
+    @retried
+    def attest_entry(self, reference: str, stamp: Stamp, version: int, statement: str, subject: str | None = None) -> None:
+        found = self._amendable(reference, subject)
+        found.attest(self._entry(stamp), version, statement, self.supervisory_roles)
+        self._keep(cast(Aggregate, found))
 
     # --- staff directory commands ---------------------------------------------------
 

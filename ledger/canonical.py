@@ -64,6 +64,21 @@ def event_hash(event: Any) -> str:
     return digest(canonical_event(event))
 
 
-#: topics of the streams whose events carry ``prev_hash``; other streams (the subject
-#: directory logs) are covered by the Merkle tree only.
-CHAINED_TOPIC_PREFIXES = ("refledger:Referral.", "refledger:Subject.", "refledger:Unit.", "refledger:Person.", "refledger:StaffDirectory.")
+#: topics of the streams whose events carry ``prev_hash``: every stream the ledger writes
+#: (referrals, subjects, each referral's subject directory, and the staff directory with
+#: its units, people and index).
+CHAINED_TOPIC_PREFIXES = (
+    "refledger:Referral.",
+    "refledger:Subject.",
+    "refledger:SubjectDirectory.",
+    "refledger:Unit.",
+    "refledger:Person.",
+    "refledger:StaffDirectory.",
+    "refledger:StaffIndex.",
+)
+
+
+def head_bytes(stream: str, version: int, head: str) -> bytes:
+    """One leaf of a checkpoint's tree of chain heads: sorted-key JSON of the stream id (as
+    text), its number of events at the checkpoint and the hash of the last of them."""
+    return orjson.dumps({"hash": head, "stream": stream, "version": version}, option=orjson.OPT_SORT_KEYS)

@@ -13,6 +13,9 @@ from ledger.errors import InvalidInput, first_words
 from ledger.values import parse_instant
 
 CHECKPOINT_FIELDS = ("size", "root", "time", "ledger", "signature", "public_key")
+#: what a checkpoint says of the streams at its size: how many, and the root of the tree of
+#: their chain heads (see ledger.canonical.head_bytes); absent from checkpoints made before
+HEADS_FIELDS = ("streams", "heads")
 
 
 @dataclass(frozen=True)
@@ -25,20 +28,28 @@ class Checkpoint:
     ledger: str | None
     signature: str | None = None
     public_key: str | None = None
+    streams: int | None = None
+    heads: str | None = None
+
+    def _fields(self) -> tuple[str, ...]:
+        return CHECKPOINT_FIELDS + HEADS_FIELDS if self.heads is not None else CHECKPOINT_FIELDS
 
     def signed_bytes(self) -> bytes:
         """What the signature covers: sorted-key JSON of every other field."""
-        fields = {name: getattr(self, name) for name in CHECKPOINT_FIELDS if name != "signature"}
+        fields = {name: getattr(self, name) for name in self._fields() if name != "signature"}
         return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in CHECKPOINT_FIELDS}
+        return {name: getattr(self, name) for name in self._fields()}
 
     @classmethod
     def from_dict(cls, data: object) -> Checkpoint:
         """Read a checkpoint as written by ``checkpoint --out``; InvalidInput if malformed."""
-        if not isinstance(data, dict) or set(data) != set(CHECKPOINT_FIELDS):
-            raise InvalidInput(f"not a checkpoint: expected exactly the fields {', '.join(CHECKPOINT_FIELDS)}")
+        if not isinstance(data, dict) or set(data) not in (set(CHECKPOINT_FIELDS), set(CHECKPOINT_FIELDS + HEADS_FIELDS)):
+            raise InvalidInput(f"not a checkpoint: expected exactly the fields {', '.join(CHECKPOINT_FIELDS + HEADS_FIELDS)}")
+        streams, heads = data.get("streams"), data.get("heads")
+        if "heads" in data and (not isinstance(streams, int) or isinstance(streams, bool) or streams < 0 or not _is_hex_hash(heads)):
+            raise InvalidInput("checkpoint streams must be a non-negative integer and heads 64 hex characters")
         size, root, time, ledger = data["size"], data["root"], data["time"], data["ledger"]
         signature, public_key = data["signature"], data["public_key"]
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -54,7 +65,7 @@ class Checkpoint:
             raise InvalidInput("checkpoint signature must be base64 text or null")
         if public_key is not None and not _is_hex_hash(public_key):
             raise InvalidInput("checkpoint public_key must be 64 hex characters or null")
-        return cls(size, root, time, ledger, signature, public_key)
+        return cls(size, root, time, ledger, signature, public_key, streams, heads)
 
     @classmethod
     def from_json(cls, text: bytes | str, source: str) -> Checkpoint:

@@ -11,10 +11,10 @@ from uuid import UUID
 
 import orjson
 
-from ledger.canonical import canonical_stored
+from ledger.canonical import canonical_stored, head_bytes
 from ledger.checkpoint import Checkpoint, load_private_key
 from ledger.errors import InvalidInput, LedgerTampered, first_words
-from ledger.merkle import InvalidFrontierError, MerkleFrontier, leaf_hash
+from ledger.merkle import InvalidFrontierError, MerkleFrontier, leaf_hash, merkle_root
 from ledger.values import iso
 
 if TYPE_CHECKING:
@@ -81,62 +81,112 @@ class CheckpointMade:
     new_events: int
 
 
-def make_checkpoint(ledger: Ledger, database: Database, private_key_pem: bytes | None = None) -> CheckpointMade:
-    """Extend the stored Merkle frontier by the events since the last checkpoint, record a
-    new checkpoint in the database and return it (signed when a key is given).
+@dataclass(frozen=True)
+class PreparedCheckpoint:
+    """A checkpoint computed from the stored events, not yet recorded in the database."""
 
-    Only the new events are hashed. Two cheap checks first refuse to extend a frontier whose
-    events were removed, inserted or (the newest of them) changed since: those are for
-    ``verify`` to locate, and a checkpoint must not bless them.
+    checkpoint: Checkpoint
+    new_events: int
+    position: int
+    last_leaf: str
+    frontier: MerkleFrontier
+
+
+def prepare_checkpoint(ledger: Ledger, database: Database, private_key_pem: bytes | None = None) -> PreparedCheckpoint:
+    """Recompute the Merkle tree and every stream's chain head from the stored events and
+    return the checkpoint of them (signed when a key is given), without recording it.
+
+    Nothing stored is trusted: the tree is rebuilt from the events (the stored frontier is
+    not extended), and the newest stored checkpoint must be a prefix of it. Events removed,
+    inserted or changed since are for ``verify`` to locate; a checkpoint must not bless them.
     """
-    from ledger.storage import count_events_through, insert_checkpoint_row, read_event_rows
+    from ledger.storage import read_event_rows
 
     if private_key_pem is not None:
         load_private_key(private_key_pem)  # a bad key fails before the work, not after
     latest = latest_checkpoint(ledger, database)
-    frontier = latest.frontier.copy() if latest else MerkleFrontier()
-    position = latest.position if latest else 0
-    ledger_id = latest.checkpoint.ledger if latest else None
-    last_leaf = latest.last_leaf if latest else None
-    if latest is not None and latest.size:
-        counted = count_events_through(ledger, database, latest.position)
-        if counted != latest.size:
-            raise LedgerTampered(
-                f"{latest.size} events were checkpointed up to log position {latest.position}, but {counted} are there now: "
-                "events were removed or inserted; run refledger verify --checkpoint with your last checkpoint file"
-            )
-        rows = [row for batch in read_event_rows(database, after=latest.position - 1, limit=1) for row in batch]
-        if not rows or rows[0][0] != latest.position or _leaf_of_row(rows[0]).hex() != latest.last_leaf:
-            raise LedgerTampered(
-                f"the event at log position {latest.position}, the last one checkpointed, was changed or removed since; run refledger verify"
-            )
-    added = 0
-    for batch in read_event_rows(database, after=position):
+    frontier = MerkleFrontier()
+    ledger_id: str | None = None
+    position, last_leaf = 0, ""
+    heads: dict[str, tuple[int, str]] = {}
+    texts: dict[str, str] = {}
+    for batch in read_event_rows(database):
         for row in batch:
             leaf, digest_hex = _leaf_and_digest(row)
             if frontier.size == 0:
                 ledger_id = digest_hex
             frontier.append(leaf)
             position, last_leaf = row[0], leaf.hex()
-            added += 1
+            raw = row[1]
+            text = texts.get(raw)
+            if text is None:
+                text = texts[raw] = _stream_text(raw)
+            heads[text] = (row[2], digest_hex)
+            if latest is not None and frontier.size == latest.size:
+                _check_prefix(latest, frontier, position)
+    if latest is not None and frontier.size < latest.size:
+        raise LedgerTampered(
+            f"{latest.size} events were checkpointed but {frontier.size} are there now: events were removed; "
+            "run refledger verify --checkpoint with your last checkpoint file"
+        )
     if frontier.size == 0:
         raise InvalidInput("the ledger is empty: there is nothing to checkpoint yet")
-    checkpoint = Checkpoint(frontier.size, frontier.root().hex(), iso(ledger.clock()), ledger_id)
+    checkpoint = Checkpoint(
+        frontier.size, frontier.root().hex(), iso(ledger.clock()), ledger_id, streams=len(heads), heads=heads_root(heads).hex()
+    )
     if private_key_pem is not None:
         checkpoint = checkpoint.signed_with(private_key_pem)
+    return PreparedCheckpoint(checkpoint, frontier.size - (latest.size if latest else 0), position, last_leaf, frontier)
+
+
+def _check_prefix(latest: StoredCheckpoint, frontier: MerkleFrontier, position: int) -> None:
+    if frontier.root().hex() != latest.root or position != latest.position:
+        raise LedgerTampered(
+            f"the first {latest.size} events no longer hash to the newest stored checkpoint's root: events checkpointed then "
+            "were changed, removed, inserted or reordered since (or that checkpoint was altered); run refledger verify"
+        )
+
+
+def _stream_text(raw: str) -> str:
+    try:
+        return str(UUID(raw))  # the form canonical bytes write (SQLite stores bare hex)
+    except ValueError:
+        return raw
+
+
+def heads_root(heads: dict[str, tuple[int, str]]) -> bytes:
+    """The root of the tree of chain heads: one leaf per stream, in stream id order."""
+    return merkle_root(head_leaves(heads))
+
+
+def head_leaves(heads: dict[str, tuple[int, str]]) -> list[bytes]:
+    return [leaf_hash(hashlib.sha256(head_bytes(stream, *heads[stream])).digest()) for stream in sorted(heads)]
+
+
+def record_checkpoint(ledger: Ledger, database: Database, prepared: PreparedCheckpoint) -> None:
+    """Store a prepared checkpoint (with its frontier) in the checkpoint table."""
+    from ledger.storage import insert_checkpoint_row
+
+    checkpoint = prepared.checkpoint
     insert_checkpoint_row(
         ledger,
         database,
         (
             checkpoint.size,
-            position,
+            prepared.position,
             checkpoint.root,
-            last_leaf,
-            orjson.dumps(frontier.to_dict()).decode(),
+            prepared.last_leaf,
+            orjson.dumps(prepared.frontier.to_dict()).decode(),
             orjson.dumps(checkpoint.as_dict()).decode(),
         ),
     )
-    return CheckpointMade(checkpoint, added)
+
+
+def make_checkpoint(ledger: Ledger, database: Database, private_key_pem: bytes | None = None) -> CheckpointMade:
+    """Compute a checkpoint from the stored events, record it and return it."""
+    prepared = prepare_checkpoint(ledger, database, private_key_pem)
+    record_checkpoint(ledger, database, prepared)
+    return CheckpointMade(prepared.checkpoint, prepared.new_events)
 
 
 def _leaf_and_digest(row: EventRow) -> tuple[bytes, str]:

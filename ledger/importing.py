@@ -30,7 +30,7 @@ class Field:
     """One field of a record type: its name in the import format and how it is checked."""
 
     name: str
-    kind: str  # text | int | bool | instant | texts | grading | claim | band | outcome | code | unit_kind
+    kind: str  # text | int | bool | instant | texts | grading | claim | band | outcome | code | unit_kind | fields
     required: bool = True
     help: str = ""
     #: the command's parameter name, where the import format uses another word
@@ -323,6 +323,43 @@ RECORD_TYPES: tuple[RecordType, ...] = (
     ),
 )
 
+_AMENDED_VERSION = _f("version", "int", help="The stream version of the entry (see 'timeline').")
+_AMENDED_SUBJECT = _f("subject", required=False, help="The subject, when the entry is one of that subject's.")
+
+#: corrections, retractions and attestations of an earlier entry (``ledger.knowledge``)
+AMENDMENT_TYPES: tuple[RecordType, ...] = (
+    RecordType(
+        "entry_corrected",
+        "correct",
+        "correct_entry",
+        (
+            _AMENDED_VERSION,
+            _f("fields", "fields", help="FIELD=VALUE: a field of that entry and the value it should have had (repeatable)."),
+            _f("reason", help="Why the entry was wrong."),
+            _AMENDED_SUBJECT,
+        ),
+        "Correct fields of an earlier entry (the original stays; answers read the correction from now on).",
+        "refledger correct R-2012-0716 --version 3 --field to_unit=U-OPSB --reason 'Offered to OPSB, typed OPSA' --as P-04:team-manager@U-IDT",
+    ),
+    RecordType(
+        "entry_retracted",
+        "retract",
+        "retract_entry",
+        (_AMENDED_VERSION, _f("reason", help="Why the entry was made in error."), _AMENDED_SUBJECT),
+        "Retract an entry made in error (it stays on the record; answers ignore it from now on).",
+        "refledger retract R-2012-0716 --version 4 --reason 'Recorded on the wrong referral' --as P-10:supervisor@U-IDT",
+    ),
+    RecordType(
+        "entry_attested",
+        "attest",
+        "attest_entry",
+        (_AMENDED_VERSION, _f("statement", help="What the supervisor attests."), _AMENDED_SUBJECT),
+        "Attest a late entry, as a supervisory role.",
+        "refledger attest R-2012-0716 --version 5 --statement 'Seen the pocket-book entry of that day' --as P-10:supervisor@U-IDT",
+    ),
+)
+RECORD_TYPES += AMENDMENT_TYPES
+
 _UNIT = _f("unit", help="The unit's id.")
 _PERSON = _f("person", help="The person's pseudonymous staff id.")
 _ROLE = _f("role", help="The role (e.g. team-manager, head-of-unit, analyst).")
@@ -447,7 +484,7 @@ class Command:
         if self.referral is None:
             unit = self.arguments.get("unit")
             return unit_stream(unit) if unit is not None else person_stream(self.arguments["person"])
-        if self.record_type.on_subject:
+        if self.record_type.on_subject or self.arguments.get("subject"):
             return subject_id(self.referral, self.arguments["subject"])
         return referral_id(self.referral)
 
@@ -470,13 +507,17 @@ def _pair(name: str, value: Any, keys: tuple[str, str]) -> dict[str, str]:
     return {k: _text(f"{name}.{k}", value[k]) for k in keys}
 
 
+#: the largest whole number a field holds: beyond 2^53-1 JSON readers (and RFC 8785) disagree
+MAX_INTEGER = 2**53 - 1
+
+
 def _check(field: Field, value: Any) -> Any:
     name, kind = field.name, field.kind
     if kind == "text":
         return _text(name, value)
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInput(f"{name} must be a whole number, 0 or more")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INTEGER:
+            raise InvalidInput(f"{name} must be a whole number from 0 to {MAX_INTEGER} (2^53-1)")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
@@ -509,6 +550,10 @@ def _check(field: Field, value: Any) -> Any:
         if not text.replace("_", "").isalnum() or text.upper() != text:
             raise InvalidInput(f"{name} must be an upper-case code such as NFA or RETURNED_TO_ORIGINATOR")
         return text
+    if kind == "fields":
+        if not isinstance(value, dict) or not value or not all(isinstance(k, str) and k.strip() for k in value):
+            raise InvalidInput(f"{name} must be an object naming at least one field and its value")
+        return {k.strip(): v for k, v in value.items()}
     raise AssertionError(f"unknown field kind {kind}")  # a programming error in RECORD_TYPES
 
 

@@ -90,6 +90,7 @@ DISSEMINATION: Final = "dissemination"
 FORCE_ACKNOWLEDGEMENT: Final = "force-acknowledgement"
 FORCE_ACTION: Final = "force-action"
 LATE_ENTRY: Final = "late-entry"
+LATE_ENTRY_ATTESTATION: Final = "late-entry-attestation"
 
 RULE_IDS: Final[tuple[str, ...]] = (
     OWNER_ACCEPTED,
@@ -103,6 +104,7 @@ RULE_IDS: Final[tuple[str, ...]] = (
     FORCE_ACKNOWLEDGEMENT,
     FORCE_ACTION,
     LATE_ENTRY,
+    LATE_ENTRY_ATTESTATION,
 )
 
 RISK_BANDS: Final[tuple[str, ...]] = ("LOW", "MEDIUM", "HIGH", "VERY_HIGH")
@@ -130,6 +132,7 @@ _DEFAULT_NUMBERS: Final[Mapping[str, Mapping[str, float]]] = {
     FORCE_ACKNOWLEDGEMENT: {"VERY_HIGH": 1, "HIGH": 1, "MEDIUM": 3, "LOW": 3},
     FORCE_ACTION: {"VERY_HIGH": 1, "HIGH": 7, "MEDIUM": 14, "LOW": 30},
     LATE_ENTRY: {_HOURS: 24, _ATTESTATION_DAYS: 7},
+    LATE_ENTRY_ATTESTATION: {_DAYS: 7},
 }
 
 # Where a rule's due instant can come from the event itself, `describe()` says so;
@@ -140,7 +143,9 @@ _NOTES: Final[Mapping[str, str]] = {
     DEFERRED_REVISIT: "due at the DEFER's revisit_by",
     SUPERVISORY_REVIEW: "or a review's next_review_by, if earlier",
     LATE_ENTRY: "delay to recording beyond which an entry is late / needs attestation",
+    LATE_ENTRY_ATTESTATION: "a supervisor attests an entry that needs it, within this many days of its recording",
 }
+
 
 # A century: anything longer is a typo, and would overflow datetime arithmetic
 # (due = start + period) long before timedelta's own limit.
@@ -174,6 +179,10 @@ class DirectoryRoles:
 
 
 _DIRECTORY_KEYS: Final = ("accountable_roles", "supervisory_roles", "tasking_roles", "decision_roles")
+
+#: ``[directory] supervisory_roles`` defaults: the roles that may attest late entries and
+#: correct or retract anyone's entry.
+SUPERVISORY_ROLES: Final[tuple[str, ...]] = DirectoryRoles().supervisory_roles
 
 
 def _checked_directory(value: object, source: str) -> DirectoryRoles:
@@ -270,6 +279,14 @@ class Policy:
     def attestation_threshold(self) -> timedelta:
         """A late entry recorded more than this after it occurred needs attestation."""
         return self._days(LATE_ENTRY, _ATTESTATION_DAYS)
+
+    def attestation_due_after(self) -> timedelta:
+        """An entry that needs attestation should be attested this long after its recording."""
+        return self._days(LATE_ENTRY_ATTESTATION, _DAYS)
+
+    def supervisory_roles(self) -> tuple[str, ...]:
+        """The roles that attest late entries and may correct or retract another's entry."""
+        return self.directory.supervisory_roles
 
     def describe(self) -> list[RuleDescription]:
         """Every rule in ``RULE_IDS`` order with its numbers in days, unrounded."""

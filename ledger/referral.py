@@ -7,17 +7,20 @@ the read side folds the same state over a referral's events to answer "who owned
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, ClassVar
+from types import UnionType
+from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, get_type_hints
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from ledger import knowledge
 from ledger.canonical import GENESIS, event_hash
-from ledger.errors import RuleViolation
-from ledger.values import FUTURE_SKEW, LATE_AFTER, Entry, iso
+from ledger.errors import InvalidInput, RuleViolation
+from ledger.values import DECISION_OUTCOMES, FUTURE_SKEW, LATE_AFTER, RISK_BANDS, Entry, iso, parse_instant
 
 OPEN = "open"
 CLOSED = "closed"
@@ -51,7 +54,184 @@ class LedgerEvent(Aggregate.Event):
         aggregate.remember(self)
 
 
-class Referral(Aggregate, created_event_name="Received"):
+#: fields that say when something is due: each must lie after the event that states it.
+DUE_FIELDS = ("reply_due", "decision_due", "revisit_by", "next_review_by")
+
+
+def refuse_due_at_or_before(name: str, occurred_at: datetime, fields: dict[str, Any]) -> None:
+    """Rule ``due-after-event``: a due time at or before the event itself cannot be meant."""
+    for field in DUE_FIELDS:
+        due = fields.get(field)
+        if isinstance(due, datetime) and due <= occurred_at:
+            raise RuleViolation(
+                "due-after-event",
+                f"{name}: {field} {iso(due)} is at or before the event itself ({iso(occurred_at)}); a due time must be later",
+            )
+
+
+class Amendable:
+    """Corrections, retractions and attestations of an earlier entry of the same stream.
+
+    Each is a new event naming the entry by its stream version; the entry itself is never
+    touched (``ledger.knowledge`` decides what folds read). Who may amend is one rule here:
+    the entry's own actor (same person) or a supervisory role; an attestation needs a
+    supervisory role. A historical import records what the source says even when that rule
+    is not met; ``audit corrections`` reports it.
+    """
+
+    history: list[LedgerEvent]
+    Corrected: ClassVar[type[LedgerEvent]]
+    Retracted: ClassVar[type[LedgerEvent]]
+    Attested: ClassVar[type[LedgerEvent]]
+
+    if TYPE_CHECKING:  # provided by the aggregate (Referral, Subject) it is mixed into
+
+        def stream_name(self) -> str: ...
+
+        def head_hash(self) -> str: ...
+
+        def trigger_event(self, event_class: Any, **kwargs: Any) -> None: ...
+
+    def correct(self, entry: Entry, version: int, fields: dict[str, Any], reason: str, supervisory_roles: Sequence[str]) -> None:
+        target = self._amendable(entry, version, supervisory_roles)
+        if not fields:
+            raise InvalidInput(f"{self.stream_name()}: say which fields the correction supersedes (--field NAME=VALUE)")
+        hints = correctable_fields(type(target))
+        values: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name not in hints:
+                allowed = ", ".join(sorted(hints)) or "none"
+                raise RuleViolation(
+                    "correctable-fields", f"{self.stream_name()}: version {version} has no correctable field {name!r} (it has: {allowed})"
+                )
+            values[name] = _coerce(name, hints[name], value)
+        merged = {name: getattr(target, name) for name in hints} | values
+        refuse_due_at_or_before(self.stream_name(), target.occurred_at, merged)
+        if isinstance(target, Referral.DecisionRecorded) and (merged["outcome"] == "DEFER") != (merged["revisit_by"] is not None):
+            raise RuleViolation(
+                "defer-needs-revisit", f"{self.stream_name()}: a DEFER decision, and only a DEFER, says when it is revisited"
+            )
+        self._amend(self.Corrected, entry, version, corrected=values, reason=reason)
+
+    def retract(self, entry: Entry, version: int, reason: str, supervisory_roles: Sequence[str]) -> None:
+        self._amendable(entry, version, supervisory_roles)
+        if version == 1:
+            raise RuleViolation(
+                "first-entry-stays", f"{self.stream_name()}: the first entry (receipt or extraction) cannot be retracted; correct it"
+            )
+        self._amend(self.Retracted, entry, version, reason=reason)
+
+    def attest(self, entry: Entry, version: int, statement: str, supervisory_roles: Sequence[str]) -> None:
+        target = self._amendable(entry, version, (), attest=True)
+        if entry.actor.role not in supervisory_roles and entry.source_recorded_at is None:
+            raise RuleViolation(
+                "attest-supervisory-role",
+                f"{self.stream_name()}: only a supervisory role ({', '.join(supervisory_roles)}) attests, not {entry.actor.role}",
+            )
+        if target.recorded_at - target.occurred_at <= LATE_AFTER:
+            raise RuleViolation(
+                "attest-late-entries", f"{self.stream_name()}: version {version} was not recorded late; there is nothing to attest"
+            )
+        if any(knowledge.amendment_kind(e) == knowledge.ATTESTATION and getattr(e, "target_version") == version for e in self.history):  # noqa: B009
+            raise RuleViolation("attested-once", f"{self.stream_name()}: version {version} is already attested")
+        self._amend(self.Attested, entry, version, statement=statement)
+
+    def _amendable(self, entry: Entry, version: int, supervisory_roles: Sequence[str], *, attest: bool = False) -> LedgerEvent:
+        name = self.stream_name()
+        check_clocks(name, entry, earliest=self.history[0].occurred_at, last_recorded=self.history[-1].recorded_at)
+        if not 1 <= version <= len(self.history):
+            raise RuleViolation("amend-known-entry", f"{name} has no version {version} (it has 1 to {len(self.history)})")
+        target = self.history[version - 1]
+        if knowledge.amendment_kind(target) is not None:
+            raise RuleViolation("amend-known-entry", f"{name}: version {version} is itself a correction, retraction or attestation")
+        if version not in {e.originator_version for e in knowledge.known(self.history)}:
+            raise RuleViolation("retracted-entry", f"{name}: version {version} was retracted; it cannot be amended")
+        if not attest and entry.source_recorded_at is None:
+            by = target.actor
+            if entry.actor.person != by["person"] and entry.actor.role not in supervisory_roles:
+                raise RuleViolation(
+                    "amend-authority",
+                    f"{name}: only {by['person']} (who recorded version {version}) or a supervisory role "
+                    f"({', '.join(supervisory_roles)}) may correct or retract it, not {entry.actor}",
+                )
+        return target
+
+    def _amend(self, event_class: type[LedgerEvent], entry: Entry, version: int, **fields: Any) -> None:
+        self.trigger_event(
+            event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), target_version=version, **entry_fields(entry), **fields
+        )
+
+
+_COMMON_FIELDS: frozenset[str] = frozenset()
+
+
+def correctable_fields(event_class: type[Any]) -> dict[str, Any]:
+    """The fields an entry of ``event_class`` states itself (not its clocks, actor or chain link)."""
+    global _COMMON_FIELDS
+    if not _COMMON_FIELDS:
+        _COMMON_FIELDS = frozenset(get_type_hints(LedgerEvent)) | {
+            "originator_id",
+            "originator_version",
+            "originator_topic",
+            "timestamp",
+            "prev_hash",
+            # what names the stream is not a statement that can be wrong
+            "reference",
+            "referral",
+            "subject",
+        }
+    return {name: hint for name, hint in get_type_hints(event_class).items() if name not in _COMMON_FIELDS and name != "TOPIC"}
+
+
+_CHOICES = {"risk_band": RISK_BANDS, "band": RISK_BANDS, "outcome": DECISION_OUTCOMES}
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """A corrected value as the field's type: typed JSON (an import line) or text (the command line)."""
+    args = get_args(hint)
+    optional = get_origin(hint) in (UnionType, Union) and type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else hint
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise InvalidInput(f"{name} cannot be empty")
+    origin = get_origin(base) or base
+    if origin in (list, dict) and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [part.strip() for part in value.split(",") if part.strip()] if origin is list else value
+    if origin is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{name} must be true or false")
+        return value
+    if origin is int:
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(f"{name} must be a whole number, 0 or more")
+        return value
+    if origin is datetime:
+        return parse_instant(value if isinstance(value, str) else "", name)
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise InvalidInput(f"{name} must be a list of non-empty strings")
+        return [v.strip() for v in value]
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise InvalidInput(f"{name} must be a JSON object of strings")
+        return dict(value)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{name} must be a non-empty string")
+    text = value.strip()
+    if name in _CHOICES and text not in _CHOICES[name]:
+        raise InvalidInput(f"{name} must be one of {', '.join(_CHOICES[name])}")
+    return text
+
+
+class Referral(Amendable, Aggregate, created_event_name="Received"):
     """One intake item (a bulk foreign package, a single report), named by its reference."""
 
     TOPIC = "refledger:Referral"
@@ -180,6 +360,28 @@ class Referral(Aggregate, created_event_name="Received"):
         TOPIC = "refledger:Referral.Reopened"
         reason: str
 
+    class EntryCorrected(Event):
+        """Fields of an earlier entry (``target_version``) were wrong; these values supersede them."""
+
+        TOPIC = "refledger:Referral.EntryCorrected"
+        target_version: int
+        corrected: dict[str, Any]
+        reason: str
+
+    class EntryRetracted(Event):
+        """An earlier entry was made in error; folds ignore it from this recording on."""
+
+        TOPIC = "refledger:Referral.EntryRetracted"
+        target_version: int
+        reason: str
+
+    class EntryAttested(Event):
+        """A supervisor attests a late entry: it is what happened, recorded late for the reason given."""
+
+        TOPIC = "refledger:Referral.EntryAttested"
+        target_version: int
+        statement: str
+
     def __init__(self) -> None:
         self.history: list[LedgerEvent] = []
         self._state: ReferralState | None = None
@@ -190,6 +392,9 @@ class Referral(Aggregate, created_event_name="Received"):
 
     def remember(self, event: LedgerEvent) -> None:
         self.history.append(event)
+        if knowledge.amendment_kind(event) is not None:
+            self._state = None  # what earlier entries say changed: recompute on demand
+            return
         if self._latest_occurred is None or event.occurred_at >= self._latest_occurred:
             self._latest_occurred = event.occurred_at
             if isinstance(event, Referral.Received):
@@ -210,6 +415,9 @@ class Referral(Aggregate, created_event_name="Received"):
     @property
     def received_at(self) -> datetime:
         return self.history[0].occurred_at
+
+    def stream_name(self) -> str:
+        return self.reference
 
     def state_at(self, instant: datetime) -> ReferralState:
         """The state at ``instant`` from everything recorded so far."""
@@ -266,6 +474,7 @@ class Referral(Aggregate, created_event_name="Received"):
         self._record(self.Assessed, entry, **fields)
 
     def offer(self, entry: Entry, to_unit: str, reply_due: datetime | None) -> None:
+        refuse_due_at_or_before(self.reference, entry.occurred_at, {"reply_due": reply_due})
         self._record(self.OwnershipOffered, entry, to_unit=to_unit, reply_due=reply_due)
 
     def accept(self, entry: Entry, reason: str | None) -> None:
@@ -284,6 +493,7 @@ class Referral(Aggregate, created_event_name="Received"):
         self._record(self.CustodyTransferred, entry, to_unit=to_unit)
 
     def escalate(self, entry: Entry, to_role: str, issue: str, decision_due: datetime | None) -> None:
+        refuse_due_at_or_before(self.reference, entry.occurred_at, {"decision_due": decision_due})
         self._record(self.EscalationRaised, entry, to_role=to_role, issue=issue, decision_due=decision_due)
 
     def decide(self, entry: Entry, **fields: Any) -> None:
@@ -293,9 +503,11 @@ class Referral(Aggregate, created_event_name="Received"):
             )
         if fields["outcome"] != "DEFER" and fields.get("revisit_by") is not None:
             raise RuleViolation("revisit-only-for-defer", f"{self.reference}: revisit_by belongs to DEFER decisions only")
+        refuse_due_at_or_before(self.reference, entry.occurred_at, fields)
         self._record(self.DecisionRecorded, entry, **fields)
 
     def review(self, entry: Entry, progress: str, owner_confirmed: str, next_review_by: datetime | None) -> None:
+        refuse_due_at_or_before(self.reference, entry.occurred_at, {"next_review_by": next_review_by})
         self._record(self.ReviewRecorded, entry, progress=progress, owner_confirmed=owner_confirmed, next_review_by=next_review_by)
 
     def receive_external_request(self, entry: Entry, requester: str, summary: str) -> None:
@@ -493,8 +705,11 @@ def business_order(events: Iterable[LedgerEvent]) -> list[LedgerEvent]:
 
 
 def fold_state(history: Sequence[LedgerEvent], until: datetime | None = None) -> ReferralState:
-    """The state after every event of ``history`` that occurred at or before ``until``."""
-    ordered = business_order(history)
+    """The state after every event of ``history`` that occurred at or before ``until``.
+
+    ``history`` is read as known now (``ledger.knowledge.known``): corrected, retractions left out.
+    """
+    ordered = business_order(knowledge.known(history))
     first = ordered[0]
     assert isinstance(first, Referral.Received)
     state = ReferralState.received(first)
@@ -503,3 +718,9 @@ def fold_state(history: Sequence[LedgerEvent], until: datetime | None = None) ->
             break
         state.apply(event)
     return state
+
+
+knowledge.register(knowledge.CORRECTION, Referral.EntryCorrected)
+knowledge.register(knowledge.RETRACTION, Referral.EntryRetracted)
+knowledge.register(knowledge.ATTESTATION, Referral.EntryAttested)
+Referral.Corrected, Referral.Retracted, Referral.Attested = Referral.EntryCorrected, Referral.EntryRetracted, Referral.EntryAttested

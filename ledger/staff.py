@@ -247,6 +247,7 @@ class StaffListed(DomainEvent):
     TOPIC = "refledger:StaffIndex.Listed"
     kind: str  # "unit" | "person"
     name: str
+    prev_hash: str  # chained like every stream: the previous entry's hash, GENESIS for the first
 
 
 register_topic(StaffListed.TOPIC, StaffListed)

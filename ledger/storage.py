@@ -311,13 +311,6 @@ def read_event_rows(database: Database, after: int = 0, batch_size: int = 20_000
             yield batch
 
 
-def count_events_through(ledger: Application[Any], database: Database, position: int) -> int:
-    """How many stored events have a log position at or before ``position``."""
-    column = "rowid" if database.backend == "sqlite" else "notification_id"
-    rows = _query(ledger, database, f"SELECT COUNT(*) FROM {_qualified(database, database.events_table)} WHERE {column} <= ?", (position,))
-    return int(rows[0][0])
-
-
 def checkpoint_table_statements(database: Database) -> list[str]:
     """The table of checkpoints (each with the Merkle frontier it extends), append-only too."""
     table = _qualified(database, CHECKPOINTS_TABLE)

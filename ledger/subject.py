@@ -16,9 +16,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.utils import register_topic
 
+from ledger import knowledge
 from ledger.canonical import GENESIS, event_hash
 from ledger.errors import RuleViolation
-from ledger.referral import LedgerEvent, business_order, check_clocks, entry_fields
+from ledger.referral import Amendable, LedgerEvent, business_order, check_clocks, entry_fields
 from ledger.values import Entry, iso
 
 WITH_REFERRAL_OWNER = "with_referral_owner"
@@ -29,7 +30,7 @@ CLOSED = "closed"
 SUBJECT_STATES = (WITH_REFERRAL_OWNER, IN_TRANSIT, WITH_FORCE, ACTIONED, CLOSED)
 
 
-class Subject(Aggregate, created_event_name="Extracted"):
+class Subject(Amendable, Aggregate, created_event_name="Extracted"):
     """A person of interest inside a referral (pseudonymous reference and category)."""
 
     TOPIC = "refledger:Subject"
@@ -90,6 +91,28 @@ class Subject(Aggregate, created_event_name="Extracted"):
         outcome: str
         rationale: str
 
+    class EntryCorrected(Event):
+        """Fields of an earlier entry of this subject (``target_version``) are superseded."""
+
+        TOPIC = "refledger:Subject.EntryCorrected"
+        target_version: int
+        corrected: dict[str, Any]
+        reason: str
+
+    class EntryRetracted(Event):
+        """An earlier entry of this subject was made in error; folds ignore it from now on."""
+
+        TOPIC = "refledger:Subject.EntryRetracted"
+        target_version: int
+        reason: str
+
+    class EntryAttested(Event):
+        """A supervisor attests a late entry of this subject."""
+
+        TOPIC = "refledger:Subject.EntryAttested"
+        target_version: int
+        statement: str
+
     def __init__(self) -> None:
         self.history: list[LedgerEvent] = []
         self._head_hash: tuple[int, str] | None = None
@@ -102,6 +125,9 @@ class Subject(Aggregate, created_event_name="Extracted"):
         first = self.history[0]
         assert isinstance(first, Subject.Extracted)
         return f"{first.referral}/{first.subject}"
+
+    def stream_name(self) -> str:
+        return self.name
 
     def state_at(self, instant: datetime) -> SubjectState:
         return fold_subject(self.history, until=instant)
@@ -155,11 +181,14 @@ class SubjectListed(DomainEvent):
     """A subject was added to its referral's subject directory (an index, not a decision).
 
     The directory is one short stream per referral, written in the same transaction as the
-    subject's first event, so the subjects of a referral are found without a scan.
+    subject's first event, so the subjects of a referral are found without a scan. Its
+    entries are hash-chained like every other stream (``prev_hash``: the previous entry's
+    hash, GENESIS for the first), so a removed or changed entry shows in ``verify``.
     """
 
     TOPIC = "refledger:SubjectDirectory.SubjectListed"
     subject: str
+    prev_hash: str
 
 
 register_topic(SubjectListed.TOPIC, SubjectListed)
@@ -220,8 +249,8 @@ class SubjectState:
 
 
 def fold_subject(history: Sequence[LedgerEvent], until: datetime | None = None) -> SubjectState:
-    """A subject's state after every event of ``history`` that occurred by ``until``."""
-    ordered = business_order(history)
+    """A subject's state after every event of ``history`` that occurred by ``until`` (as known now)."""
+    ordered = business_order(knowledge.known(history))
     first = ordered[0]
     assert isinstance(first, Subject.Extracted)
     state = SubjectState(first.referral, first.subject, first.category, first.occurred_at)
@@ -230,3 +259,9 @@ def fold_subject(history: Sequence[LedgerEvent], until: datetime | None = None) 
             break
         state.apply(event)
     return state
+
+
+knowledge.register(knowledge.CORRECTION, Subject.EntryCorrected)
+knowledge.register(knowledge.RETRACTION, Subject.EntryRetracted)
+knowledge.register(knowledge.ATTESTATION, Subject.EntryAttested)
+Subject.Corrected, Subject.Retracted, Subject.Attested = Subject.EntryCorrected, Subject.EntryRetracted, Subject.EntryAttested

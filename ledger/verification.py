@@ -20,6 +20,12 @@ from ledger.errors import InvalidInput, first_words
 from ledger.merkle import MerkleFrontier
 from ledger.transcoder import untag
 
+#: the topics the directory cross-check names
+SUBJECT_LISTED_TOPIC = "refledger:SubjectDirectory.SubjectListed"
+SUBJECT_EXTRACTED_TOPIC = "refledger:Subject.Extracted"
+#: chained topics whose next intact link needs nothing but the link check
+FAST_TOPIC_PREFIXES = tuple(prefix for prefix in CHAINED_TOPIC_PREFIXES if prefix != "refledger:SubjectDirectory.")
+
 if TYPE_CHECKING:
     from ledger.application import Ledger
     from ledger.storage import Database, EventRow
@@ -46,7 +52,11 @@ _KIND_ORDER = {
             "version-gap",
             "first-event-missing",
             "out-of-order",
+            "reordered",
             "topic-changed",
+            "directory-entry-missing",
+            "directory-entry-unknown",
+            "checkpoint-leaf-removed",
             "checkpoint-leaf-differs",
             "checkpoint-other-ledger",
             "checkpoint-truncated",
@@ -90,7 +100,9 @@ class Finding:
         if self.referral:
             parts.append(f"referral {self.referral}" + (f" subject {self.subject}" if self.subject else ""))
         elif self.stream:
-            parts.append(f"stream {self.stream}")
+            # a referral's name is in its first event: when that is gone, say what kind of stream it is
+            named = "referral stream" if (self.topic or "").startswith("refledger:Referral.") else "stream"
+            parts.append(f"{named} {self.stream}")
         if self.version is not None:
             kind = f" ({self.topic.removeprefix('refledger:')})" if self.topic else ""
             parts.append(f"version {self.version}{kind}")
@@ -133,6 +145,9 @@ class _Stream:
         "before",
         "chained",
         "digest",
+        "first_leaf",
+        "first_position",
+        "gaps",
         "in_broken",
         "leaf",
         "pending",
@@ -160,6 +175,11 @@ class _Stream:
         self.before: str | None = None  # hex digest of the head's predecessor
         self.position = 0
         self.leaf = -1
+        self.first_leaf: int | None = None  # where the stream's first event (version 1) is
+        self.first_position: int | None = None
+        #: versions found missing so far: (first, last, index of the finding), to tell a
+        #: reorder (they come later) from a deletion
+        self.gaps: list[tuple[int, int, int | None]] = []
         # the link into the head is broken; ``pending`` is the index of the finding that
         # blames its predecessor, until the head's own successor shows which one changed
         self.in_broken = False
@@ -181,7 +201,8 @@ class _Scan:
     last_position: int | None = None
     first_digest: str | None = None
     point_results: list[tuple[ReferencePoint, bool]] = field(default_factory=list)
-    directory_subjects: list[tuple[str, str]] = field(default_factory=list)
+    #: every subject directory entry: (stream as stored, subject, leaf, log position, version)
+    directory_subjects: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     leaf_differs: Finding | None = None
     first_event: Finding | None = None  # where leaf 0 is, for findings about the ledger's first event
     _next_point: int = 0
@@ -198,6 +219,8 @@ class _Scan:
         sha256 = hashlib.sha256
         loads = orjson.loads
         chained_prefixes = CHAINED_TOPIC_PREFIXES
+        # directory entries take the slow path: it also collects them for the directory cross-check
+        fast_prefixes = FAST_TOPIC_PREFIXES
         next_size = self._next_size()
         position = self.last_position
         leaf_index = self.size - 1
@@ -244,7 +267,7 @@ class _Scan:
                 and stream.chained
                 and type(fields) is dict
                 and fields.get("prev_hash") == stream.digest
-                and topic.startswith(chained_prefixes)
+                and topic.startswith(fast_prefixes)
             ):
                 # the common case: the next link of an intact chain
                 stream.before, stream.digest = stream.digest, digest_hex
@@ -266,6 +289,21 @@ class _Scan:
     ) -> None:
         committed = expected[leaf_index * 32 : leaf_index * 32 + 32]
         if committed and committed != leaf:
+            removed = self._removed_before(expected, leaf, leaf_index)
+            if removed:
+                # the event here was committed further on: the ones before it are gone, and
+                # this event is not to blame
+                here = f"referral {stream.referral}" if stream.referral else f"stream {stream.text}"
+                span = f"leaf {leaf_index}" if removed == 1 else f"leaves {leaf_index}-{leaf_index + removed - 1}"
+                self.leaf_differs = Finding(
+                    "checkpoint-leaf-removed",
+                    f"the {'event' if removed == 1 else f'{removed} events'} the checkpoint committed to at {span} "
+                    f"{'was' if removed == 1 else 'were'} removed since the checkpoint: the event now at leaf {leaf_index} "
+                    f"({here} version {version}, log position {position}) is the one committed at leaf {leaf_index + removed}",
+                    leaf=leaf_index,
+                )
+                self._keep(self.leaf_differs)
+                return
             self.leaf_differs = self._add(
                 Finding(
                     "checkpoint-leaf-differs",
@@ -278,6 +316,17 @@ class _Scan:
                 version,
                 topic,
             )
+
+    @staticmethod
+    def _removed_before(expected: bytes, leaf: bytes, leaf_index: int, look_ahead: int = 256) -> int:
+        """How many committed leaves were skipped when this leaf is committed a little further on (0: it is not)."""
+        for ahead in range(1, look_ahead + 1):
+            start = (leaf_index + ahead) * 32
+            if start >= len(expected):
+                return 0
+            if expected[start : start + 32] == leaf:
+                return ahead
+        return 0
 
     @property
     def frontier(self) -> MerkleFrontier:
@@ -340,10 +389,14 @@ class _Scan:
             stream.referral = fields.get("reference") or fields.get("referral")
             stream.subject = fields.get("subject") if "referral" in fields else None
         if decoded and topic.startswith("refledger:SubjectDirectory") and isinstance(fields.get("subject"), str):
-            self.directory_subjects.append((stream.raw, fields["subject"]))
+            self.directory_subjects.append((stream.raw, fields["subject"], leaf, position, version))
+        if version == 1:
+            stream.first_leaf, stream.first_position = leaf, position
         if topic.startswith(CHAINED_TOPIC_PREFIXES) != stream.chained:
             self._add(Finding("topic-changed", f"its topic {topic} does not belong in this stream"), stream, leaf, position, version, topic)
         if version <= stream.version:
+            if self._reordered(stream, leaf, position, version, topic):
+                return
             self._add(
                 Finding(
                     "out-of-order",
@@ -369,6 +422,7 @@ class _Scan:
                 version,
                 topic,
             )
+            stream.gaps.append((1, version - 1, self._last_kept()))
         elif version > stream.version + 1:
             missing = f"version {stream.version + 1}" if version == stream.version + 2 else f"versions {stream.version + 1}-{version - 1}"
             self._add(
@@ -379,6 +433,7 @@ class _Scan:
                 version,
                 topic,
             )
+            stream.gaps.append((stream.version + 1, version - 1, self._last_kept()))
         elif not decoded:
             in_broken = stream.chained
         elif stream.chained and stream.version == 0:
@@ -428,6 +483,40 @@ class _Scan:
         stream.version, stream.digest, stream.position, stream.leaf, stream.topic = version, digest_hex, position, leaf, topic
         stream.in_broken, stream.pending = in_broken, pending
 
+    def _last_kept(self) -> int | None:
+        """The index of the finding just added, if it was kept in full."""
+        return len(self.findings) - 1 if self.findings_total == len(self.findings) else None
+
+    def _reordered(self, stream: _Stream, leaf: int, position: int, version: int, topic: str) -> bool:
+        """A version found missing earlier turns up later in log order: the events were
+        reordered (moved), not deleted. The earlier finding says so, and this one too."""
+        for number, (low, high, index) in enumerate(stream.gaps):
+            if low <= version <= high:
+                if index is not None:
+                    earlier = self.findings[index]
+                    self.findings[index] = replace(
+                        earlier,
+                        kind="reordered",
+                        problem=f"it comes before version {version} (log position {position}) in log order: "
+                        "the stream's events were reordered (moved), not deleted",
+                    )
+                self._add(
+                    Finding(
+                        "reordered",
+                        f"version {version} comes after version {stream.version} (log position {stream.position}) in log order: "
+                        "the stream's events were reordered (moved)",
+                    ),
+                    stream,
+                    leaf,
+                    position,
+                    version,
+                    topic,
+                )
+                remaining = [(lo, hi, index) for lo, hi in ((low, version - 1), (version + 1, high)) if lo <= hi]
+                stream.gaps[number : number + 1] = remaining
+                return True
+        return False
+
     def finish(self) -> None:
         if self._next_point < len(self.points):
             self._check_points()
@@ -439,8 +528,63 @@ class _Scan:
                 self.findings[stream.pending] = replace(
                     finding, problem=finding.problem + f" (or the link in version {stream.version}, the stream's last event, was changed)"
                 )
+        self._check_directories()
         if any(f.referral is None and f.stream is not None for f in self.findings):
             self._name_unlabelled(self.streams)
+
+    def _check_directories(self) -> None:
+        """Every subject stream is listed in its referral's subject directory, and every
+        directory entry names a subject stream: a removed entry hides a subject from
+        ``subjects list``, the case file and the timeline, even where no chain can see it."""
+        from ledger.subject import directory_id
+        from ledger.values import subject_id
+
+        texts = {stream.text for stream in self.streams.values()}
+        directories: dict[str, str] = {}  # directory stream (text) → referral
+        subjects: dict[tuple[str, str], _Stream] = {}
+        for stream in self.streams.values():
+            if stream.referral and stream.subject is not None and stream.first_leaf is not None:
+                subjects[(stream.referral, stream.subject)] = stream
+        for known in {s.referral for s in self.streams.values() if s.referral}:
+            directories[str(directory_id(known))] = known
+        listed: set[tuple[str, str]] = set()
+        for raw, subject, leaf, position, version in self.directory_subjects:
+            directory = self.streams[raw]
+            reference = directories.get(directory.text)
+            if reference is None:
+                continue  # a directory of no known referral: named, if at all, by its own findings
+            listed.add((reference, subject))
+            if (reference, subject) not in subjects and str(subject_id(reference, subject)) not in texts:
+                self._keep(
+                    Finding(
+                        "directory-entry-unknown",
+                        f"the subject directory lists subject {subject}, but no such subject's events are in the ledger "
+                        "(its events were removed, or this entry was changed)",
+                        leaf=leaf,
+                        position=position,
+                        stream=directory.text,
+                        referral=reference,
+                        subject=subject,
+                        version=version,
+                        topic=SUBJECT_LISTED_TOPIC,
+                    )
+                )
+        for (reference, subject), stream in subjects.items():
+            if (reference, subject) not in listed:
+                self._keep(
+                    Finding(
+                        "directory-entry-missing",
+                        "the subject is not listed in its referral's subject directory: the entry was removed or changed, "
+                        "so the subject is hidden from subjects list, the case file and the timeline",
+                        leaf=stream.first_leaf,
+                        position=stream.first_position,
+                        stream=stream.text,
+                        referral=reference,
+                        subject=subject,
+                        version=1,
+                        topic=SUBJECT_EXTRACTED_TOPIC,
+                    )
+                )
 
     def _name_unlabelled(self, streams: dict[str, _Stream]) -> None:
         """Name streams whose first event is gone, from the references the ledger still holds."""
@@ -452,7 +596,7 @@ class _Scan:
         for reference in references:
             names[str(referral_id(reference))] = (reference, None)
             names[str(directory_id(reference))] = (reference, None)
-        for raw, listed in self.directory_subjects:
+        for raw, listed, *_ in self.directory_subjects:
             owner = names.get(streams[raw].text, (None, None))[0]
             if owner is not None:
                 names[str(subject_id(owner, listed))] = (owner, listed)
@@ -636,6 +780,7 @@ def _reference_findings(scan: _Scan, checkpoint: Checkpoint | None) -> list[Find
             )
         )
     last = f"after log position {scan.last_position}" if scan.last_position is not None else "(the ledger is empty)"
+    removals = any(f.kind in ("version-gap", "first-event-missing", "checkpoint-leaf-removed") for f in scan.findings)
     for point in scan.points:
         if point.size > size and not (point.stored and stored_reported):
             stored_reported = stored_reported or point.stored
@@ -643,7 +788,12 @@ def _reference_findings(scan: _Scan, checkpoint: Checkpoint | None) -> list[Find
             found.append(
                 Finding(
                     "stored-checkpoint-truncated" if point.stored else "checkpoint-truncated",
-                    f"{point.label} covers {point.size} events but the ledger holds {size}: the last {missing} were removed {last}",
+                    f"{point.label} covers {point.size} events but the ledger holds {size}: "
+                    + (
+                        f"{missing} were removed (see the findings before this one)"
+                        if removals
+                        else f"the last {missing} were removed {last}"
+                    ),
                     leaf=size,
                 )
             )

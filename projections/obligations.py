@@ -6,8 +6,9 @@ that did; judged at the instant ``at`` it is met (satisfied by its due instant, 
 time included), breached (satisfied later), open and overdue (unsatisfied, due before ``at``)
 or open and not yet due.
 
-Evaluated at ``at``, only events that occurred by ``at`` and were recorded by ``at`` count:
-what a manager could have seen that day. ``as_known_now`` drops the second condition
+Evaluated at ``at``, only events that occurred by ``at`` and were recorded by ``at`` count
+(``ledger.knowledge.known``: corrections and retractions recorded by then applied): what a
+manager could have seen that day. ``as_known_now`` drops the second condition
 (hindsight), so a late entry can turn an overdue obligation into a breached or met one.
 
 Which events are valid is decided by ``ledger.referral.ReferralState`` and
@@ -36,9 +37,18 @@ satisfies nothing. The rule semantics, per rule id:
   ends with a rejection or with a new dissemination (actions refer to the latest one).
 - ``closed`` ends every open clock of the referral and of its subjects (subject events cannot
   be recorded on a closed referral, so their clocks could otherwise never end);
-  ``subject_closed`` ends every open clock of that subject. An ended clock counts as
-  satisfied at the closure: met if that was by its due instant, else breached. Such rows
-  carry ``ended_by`` in ``detail``, naming the event type that ended them.
+  ``subject_closed`` ends every open clock of that subject.
+
+Met or discharged: a clock stopped by something other than doing the thing it asks for (the
+referral or the subject closed, a force's rejection ending the wait for its action, a new
+dissemination replacing the one awaiting action, an offer withdrawn) is **discharged**, never
+met: nobody did the work, the reason to do it went away. Such rows carry ``ended_by`` in
+``detail``, naming the event type that discharged them, and ``satisfied_at``/``satisfied_by``
+point at it. A clock already overdue when discharged stays **breached** (it was late before
+the reason went away). One exception is a decision: a subject closed with an outcome (NFA,
+returned to the originator) decides what becomes of an undisseminated subject, so it
+**meets** ``dissemination`` (still with ``ended_by`` = ``subject_closed``); the force's
+clocks it ends are discharged.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
+from ledger.knowledge import known
 from ledger.policy import (
     DEFAULT_POLICY,
     DEFERRED_REVISIT,
@@ -76,6 +87,7 @@ __all__ = [
     "BREACHED",
     "COLUMNS",
     "DETAIL_KEYS",
+    "DISCHARGED",
     "MET",
     "OVERDUE",
     "PENDING",
@@ -85,10 +97,12 @@ __all__ = [
 ]
 
 MET: Final = "met"
+#: stopped by something other than doing the thing (closure, rejection, withdrawal), by its due instant.
+DISCHARGED: Final = "discharged"
 BREACHED: Final = "breached"
 OVERDUE: Final = "open-overdue"
 PENDING: Final = "open-not-due"
-STATUSES: Final = (MET, BREACHED, OVERDUE, PENDING)
+STATUSES: Final = (MET, DISCHARGED, BREACHED, OVERDUE, PENDING)
 
 #: every key ``Obligation.detail`` may hold, in the order answers print them.
 DETAIL_KEYS: Final = ("to_unit", "to_role", "from", "to_force", "ended_by")
@@ -209,7 +223,7 @@ def obligations_at(
 class _Clock:
     """A running obligation while the fold walks the events."""
 
-    __slots__ = ("band", "cadence", "detail", "due", "end", "ended_by", "next_review_by", "rule", "start")
+    __slots__ = ("band", "cadence", "detail", "discharged", "due", "end", "ended_by", "next_review_by", "rule", "start")
 
     def __init__(
         self,
@@ -230,11 +244,20 @@ class _Clock:
         self.next_review_by: datetime | None = None
         self.end: LedgerEvent | None = None
         self.ended_by: str | None = None
+        self.discharged = False
 
-    def satisfy(self, event: LedgerEvent, ended_by: str | None = None) -> None:
+    def satisfy(self, event: LedgerEvent) -> None:
+        """The thing asked for was done by ``event``."""
         if self.end is None:
             self.end = event
-            self.ended_by = ended_by
+
+    def discharge(self, event: LedgerEvent, ended_by: str, *, decided: bool = False) -> None:
+        """``event`` (of type ``ended_by``) stopped the clock without the thing being done.
+
+        ``decided``: the event is itself a decision that answers the rule (it meets it).
+        """
+        if self.end is None:
+            self.end, self.ended_by, self.discharged = event, ended_by, not decided
 
 
 @dataclass(frozen=True)
@@ -272,12 +295,8 @@ def _periods(policy: Policy) -> _Periods:
 
 
 def _known(events: Sequence[LedgerEvent], at: datetime, as_known_now: bool) -> list[LedgerEvent]:
-    """The events that count at ``at``, in business order."""
-    if as_known_now:
-        known = [e for e in events if e.occurred_at <= at]
-    else:
-        known = [e for e in events if e.occurred_at <= at and e.recorded_at <= at]
-    return business_order(known)
+    """The events that count at ``at`` (as known then, or now), in business order."""
+    return business_order([e for e in known(events, None if as_known_now else at) if e.occurred_at <= at])
 
 
 def _earlier(default: datetime, stated: datetime | None) -> datetime:
@@ -387,7 +406,10 @@ class _ReferralClocks:
 
     def answered(self, event: LedgerEvent) -> None:
         if self.offer is not None:
-            self.offer.satisfy(event)
+            if isinstance(event, Referral.OfferWithdrawn):
+                self.offer.discharge(event, "offer_withdrawn")
+            else:
+                self.offer.satisfy(event)
             self.offer = None
 
     def escalated(self, event: Referral.EscalationRaised) -> None:
@@ -428,7 +450,7 @@ class _ReferralClocks:
     def closed(self, event: Referral.Closed) -> None:
         for clock in (self.owner, self.assessment, self.offer, self.review, *self.escalations, *self.deferrals, *self.requests):
             if clock is not None:
-                clock.satisfy(event, "closed")
+                clock.discharge(event, "closed")
         self.owner = self.assessment = self.offer = self.review = None
         self.escalations.clear()
         self.deferrals.clear()
@@ -483,7 +505,7 @@ class _SubjectClocks:
                     clock.satisfy(event)
                 undisseminated.clear()
                 if action is not None:
-                    action.satisfy(event, "subject_disseminated")
+                    action.discharge(event, "subject_disseminated")
                 acknowledgement = action = None
                 if band is not None:  # an untriaged subject has no band, hence no period
                     to_force = {"to_force": event.to_force}
@@ -497,7 +519,7 @@ class _SubjectClocks:
                 if acknowledgement is not None:
                     acknowledgement.satisfy(event)
                 if action is not None:
-                    action.satisfy(event, "force_rejected")
+                    action.discharge(event, "force_rejected")
                 acknowledgement = action = None
                 if band is not None:
                     clock = self.start(DISSEMINATION, event, periods.dissemination[band], band)
@@ -509,9 +531,13 @@ class _SubjectClocks:
                     action.satisfy(event)
                 action = None
             elif isinstance(event, Subject.Closed):
-                for open_clock in (*undisseminated, acknowledgement, action):
+                # closing with an outcome decides what becomes of an unsent subject (met);
+                # the force's clocks it ends were not answered (discharged)
+                for clock in undisseminated:
+                    clock.discharge(event, "subject_closed", decided=True)
+                for open_clock in (acknowledgement, action):
                     if open_clock is not None:
-                        open_clock.satisfy(event, "subject_closed")
+                        open_clock.discharge(event, "subject_closed")
                 undisseminated.clear()
                 acknowledgement = action = None
 
@@ -524,14 +550,14 @@ def _end_at_closures(clocks: Sequence[_Clock], closures: Sequence[LedgerEvent], 
             continue
         closure = closures[index]
         if clock.end is None or clock.end.occurred_at > closure.occurred_at:
-            clock.end, clock.ended_by = closure, "closed"
+            clock.end, clock.ended_by, clock.discharged = closure, "closed", True
 
 
 def _judged(clock: _Clock, referral: str, subject: str | None, at: datetime) -> Obligation:
     end, due = clock.end, clock.due
     late: float | None = None
     if end is not None:
-        status = MET if end.occurred_at <= due else BREACHED
+        status = (DISCHARGED if clock.discharged else MET) if end.occurred_at <= due else BREACHED
         if status == BREACHED:
             late = days(end.occurred_at - due)
     elif due < at:

@@ -15,9 +15,10 @@ Intervals are half-open, [start, end): at the instant of an acceptance the accep
 owns the referral. ``end`` None means "still running" (at ``until``, or now). Ownership
 intervals and gaps together tile every open period of the referral without overlap.
 
-As known at K (bitemporal): only events recorded at or before K take part, so a late entry
-changes the answer "as known now" but not the answer "as known at" an instant before it was
-recorded. Events that cannot apply in business order (a withdrawal of an offer that a late
+As known at K (bitemporal): the events are read through ``ledger.knowledge.known``: only
+those recorded at or before K take part, corrections recorded by K in place, retractions
+recorded by K left out. So a late entry or a correction changes the answer "as known now" but
+not the answer "as known at" an instant before it was recorded. Events that cannot apply in business order (a withdrawal of an offer that a late
 acceptance had already closed, say) change nothing and are listed as superseded.
 """
 
@@ -29,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.errors import InvalidInput, NotFound
+from ledger.knowledge import known
 from ledger.referral import OPEN, LedgerEvent, Offer, Referral, ReferralState, business_order
 from ledger.staff import STAFF_EVENT_TYPES
 from ledger.subject import Subject
@@ -50,7 +52,6 @@ __all__ = [
     "owner_at",
     "ownership_history",
     "source_line",
-    "visible",
 ]
 
 #: claim types whose truth the events can show; any other claim is reported as disputed.
@@ -84,6 +85,12 @@ EVENT_TYPES: dict[type[LedgerEvent], str] = {
     Subject.ForceRejected: "force_rejected",
     Subject.ForceActionRecorded: "force_action_recorded",
     Subject.Closed: "subject_closed",
+    Referral.EntryCorrected: "entry_corrected",
+    Referral.EntryRetracted: "entry_retracted",
+    Referral.EntryAttested: "entry_attested",
+    Subject.EntryCorrected: "entry_corrected",
+    Subject.EntryRetracted: "entry_retracted",
+    Subject.EntryAttested: "entry_attested",
     **STAFF_EVENT_TYPES,
 }
 
@@ -91,13 +98,6 @@ EVENT_TYPES: dict[type[LedgerEvent], str] = {
 def event_type(event: LedgerEvent) -> str:
     """The event's type in the import format (``ownership_accepted``, …)."""
     return EVENT_TYPES.get(type(event), type(event).__name__)
-
-
-def visible(events: Iterable[LedgerEvent], as_known_at: datetime | None) -> list[LedgerEvent]:
-    """The events recorded at or before ``as_known_at`` (all of them when it is None)."""
-    if as_known_at is None:
-        return list(events)
-    return [event for event in events if event.recorded_at <= as_known_at]
 
 
 class _Stretch:
@@ -241,10 +241,10 @@ def ownership_history(
     """
     if not events:
         raise NotFound("no events: the referral is not in the ledger")
-    known = visible(events, as_known_at)
-    if not known:
+    seen = known(events, as_known_at)
+    if not seen:
         raise NotFound(_not_yet_known(events, as_known_at))
-    ordered = business_order(known)
+    ordered = business_order(seen)
     receipt = _received(ordered)
     if until is not None and until < receipt.occurred_at:
         raise InvalidInput(f"{receipt.reference} was received at {iso(receipt.occurred_at)}; {iso(until)} is before that")

@@ -40,14 +40,16 @@ import jinja2
 from ledger.canonical import event_hash
 from ledger.checkpointing import StoredCheckpoint
 from ledger.errors import InvalidInput, LedgerError, NotFound
+from ledger.knowledge import known
 from ledger.policy import DEFAULT_POLICY, RULE_IDS, Policy
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.values import days, iso
 from ledger.verification import Verification
 from projections.accountable import AccountableSpan, Directory, accountable_spans
+from projections.findings import ReviewFinding, review_findings
 from projections.late_entries import LateEntry, late_entries
-from projections.obligations import BREACHED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
-from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history, visible
+from projections.obligations import BREACHED, DISCHARGED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
+from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history
 from projections.subjects import SubjectPosition, subject_positions
 from projections.timeline import TimelineRow, timeline
 
@@ -185,6 +187,8 @@ class RuleTally:
 
     rule: str
     met: int
+    #: stopped by closure, rejection or withdrawal before its due instant (not done, not late)
+    discharged: int
     breached: int
     overdue: int
     pending: int
@@ -252,6 +256,8 @@ class CaseFile:
     unowned_days: float
     longest_gap: Gap | None
     findings: tuple[str, ...] = ()
+    #: reviews that confirmed an owner the events do not show at their instant
+    review_findings: tuple[ReviewFinding, ...] = ()
     #: "Accountable people" (empty when no staff directory was given)
     accountable: tuple[AccountableSpan, ...] = ()
 
@@ -288,11 +294,12 @@ def case_file(
         raise NotFound("no events: the referral is not in the ledger")
     history = ownership_history(referral_events, as_known_at=as_known_at, until=at)
     owner = owner_at(referral_events, at, as_known_at)
-    known = visible(referral_events, as_known_at)
-    known_subjects = {subject: visible(events, as_known_at) for subject, events in subject_events.items()}
+    # the record as it stood at K (amendments included: the folds apply them, late entries list them)
+    recorded = known(referral_events, as_known_at, recorded_only=True)
+    recorded_subjects = {subject: known(events, as_known_at, recorded_only=True) for subject, events in subject_events.items()}
     # as known at K (or now), judged at T: the obligations see exactly the events the rest sees
-    obligations = obligations_at(known, known_subjects, at, policy=policy, as_known_now=True)
-    late = [entry for entry in late_entries(known, known_subjects, policy=policy) if entry.occurred_at <= at]
+    obligations = obligations_at(recorded, recorded_subjects, at, policy=policy, as_known_now=True)
+    late = [entry for entry in late_entries(recorded, recorded_subjects, policy=policy) if entry.occurred_at <= at]
     rows = [
         row
         for row in timeline(
@@ -305,7 +312,7 @@ def case_file(
         if row.occurred_at <= at
     ]
     subjects = subject_positions(referral_events, subject_events, at, as_known_at) if subject_events else []
-    in_force = [event for event in business_order(known) if event.occurred_at <= at]
+    in_force = [event for event in business_order(known(recorded)) if event.occurred_at <= at]
     longest = max(history.gaps, key=lambda gap: gap.duration(at), default=None)
     case = CaseFile(
         reference=history.reference,
@@ -324,11 +331,12 @@ def case_file(
         subjects=tuple(subjects),
         integrity=integrity,
         chart=ownership_chart(history, in_force, rows, obligations, at=at, as_known_at=as_known_at),
-        events=len(known) + sum(len(events) for events in known_subjects.values()),
+        events=len(recorded) + sum(len(events) for events in recorded_subjects.values()),
         open_days=days(history.open_time(at)),
         owned_days=days(history.owned_time(at)),
         unowned_days=days(history.unowned_time(at)),
         longest_gap=longest,
+        review_findings=tuple(f for f in review_findings(referral_events, as_known_at) if f.occurred_at <= at),
         accountable=() if directory is None else tuple(accountable_spans(directory, referral_events, obligations, at, policy)),
     )
     return _with_findings(case)
@@ -401,6 +409,7 @@ def _tallies(obligations: Sequence[Obligation]) -> Iterable[RuleTally]:
         yield RuleTally(
             rule=rule,
             met=sum(1 for o in mine if o.status == MET),
+            discharged=sum(1 for o in mine if o.status == DISCHARGED),
             breached=sum(1 for o in mine if o.status == BREACHED),
             overdue=sum(1 for o in mine if o.status == OVERDUE),
             pending=sum(1 for o in mine if o.status == PENDING),
@@ -436,13 +445,22 @@ def _with_findings(case: CaseFile) -> CaseFile:
             f"{_plural(counts[BREACHED], 'obligation was', 'obligations were')} met late and "
             f"{_plural(counts[OVERDUE], 'was', 'were')} still open and overdue at {iso(case.at)} ({rules})."
         )
+    elif counts[DISCHARGED]:
+        found.append(f"No obligation due by {iso(case.at)} was late, but not every one was met.")
     else:
         found.append(f"Every obligation due by {iso(case.at)} was met on time.")
+    if counts[DISCHARGED]:
+        discharged = sorted({o.rule for o in case.obligations if o.status == DISCHARGED}, key=RULE_IDS.index)
+        found.append(
+            f"{_plural(counts[DISCHARGED], 'obligation was', 'obligations were')} discharged without being done "
+            f"(ended by a closure, rejection or withdrawal before its due instant): {', '.join(discharged)}."
+        )
     if case.late:
         found.append(
             f"{_plural(len(case.late), 'entry was', 'entries were')} recorded late; "
             f"{_plural(case.needing_attestation, 'needs', 'need')} a supervisor's attestation."
         )
+    found += [finding.sentence() for finding in case.review_findings]
     claims = case.history.disputed_claims
     if len(claims) > _CLAIMS_SPELLED_OUT:
         found.append(f"{len(claims)} notes claim what the events do not show (see Disputed claims).")

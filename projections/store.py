@@ -87,14 +87,15 @@ from eventsourcing.persistence import PersistenceError
 
 from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
-from ledger.policy import DEFAULT_POLICY, SUPERVISORY_REVIEW, Policy
+from ledger.knowledge import ATTESTATION, CORRECTION, RETRACTION, amendment_kind, known
+from ledger.policy import DEFAULT_POLICY, LATE_ENTRY_ATTESTATION, SUPERVISORY_REVIEW, Policy
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
 from ledger.staff import STAFF_TOPIC_PREFIXES
 from ledger.storage import read_streams
 from ledger.subject import Subject, SubjectListed, SubjectState
 from ledger.values import FUTURE_SKEW, days, iso
 from projections.backlog import OpenReferral
-from projections.late_entries import LateEntry, late_entry_of
+from projections.late_entries import Attestation, LateEntry, attestations, late_entry_of
 from projections.obligations import OVERDUE, obligations_at
 from projections.ownership import Gap, OpenPeriod, event_type, ownership_history
 
@@ -248,6 +249,9 @@ class LateEntryRow(NamedTuple):
     occurred_us: int
     recorded_us: int
     late_reason: str | None
+    #: who attested it (PERSON:ROLE@UNIT) and when that was recorded; None until attested
+    attested_by: str | None
+    attested_us: int | None
 
 
 class WindowRow(NamedTuple):
@@ -288,7 +292,9 @@ INTERVALS = _Table("rm_intervals", IntervalRow, (_TN, _TN, _NN, _T, _T, _NN, _NN
 # full scan of the table is five times faster than walking such an index.
 OBLIGATIONS = _Table("rm_obligations", ObligationRow, (_TN, _NN, _TN, _T, _NN, _NN, _NN, _NN, _N, _N, _N, _T, _N, _TN), ("referral", "seq"))
 SUBJECTS = _Table("rm_subjects", SubjectRow, (_TN, _TN, _TN, _NN, _NN, _N, _N), ("referral", "subject"))
-LATE_ENTRIES = _Table("rm_late_entries", LateEntryRow, (_TN, _NN, _TN, _T, _TN, _NN, _NN, _T), ("stream_id", "version"), (("referral",),))
+LATE_ENTRIES = _Table(
+    "rm_late_entries", LateEntryRow, (_TN, _NN, _TN, _T, _TN, _NN, _NN, _T, _T, _N), ("stream_id", "version"), (("referral",),)
+)
 WINDOWS = _Table("rm_windows", WindowRow, (_TN, _NN, _NN), ("referral", "from_us"), (("from_us",),))
 
 #: every table of rows keyed by referral, in the order they are written.
@@ -408,7 +414,10 @@ def referral_rows(
         obligations=obligations,
         subjects=[row for subject, events in subject_events.items() if (row := subject_row(reference, subject, events)) is not None],
         late_entries=_late_entry_rows(reference, referral_events, subject_events),
-        windows=back_dating_windows(reference, every),
+        windows=_merged_windows(
+            reference,
+            [*back_dating_windows(reference, every), *amendment_windows(reference, [referral_events, *subject_events.values()])],
+        ),
     )
 
 
@@ -437,7 +446,7 @@ def _review_cadence_us(policy: Policy, band: str | None) -> int:
 
 def subject_row(referral: str, subject: str, events: Sequence[LedgerEvent]) -> SubjectRow | None:
     """When a subject was extracted and when (if ever) its closure applied; None if not extracted."""
-    ordered = business_order(events)
+    ordered = business_order(known(events))
     if not ordered or not isinstance(ordered[0], Subject.Extracted):
         return None
     first = ordered[0]
@@ -462,21 +471,27 @@ def _late_entry_rows(
     referral: str, referral_events: Sequence[LedgerEvent], subject_events: Mapping[str, Sequence[LedgerEvent]]
 ) -> list[LateEntryRow]:
     streams: list[tuple[str | None, Sequence[LedgerEvent]]] = [(None, referral_events), *subject_events.items()]
-    return [
-        LateEntryRow(
-            str(event.originator_id),
-            event.originator_version,
-            referral,
-            subject,
-            event_type(event),
-            to_us(event.occurred_at),
-            to_us(event.recorded_at),
-            event.late_reason,
-        )
-        for subject, events in streams
-        for event in events
-        if event.recorded_at - event.occurred_at >= LATE_FLOOR
-    ]
+    rows: list[LateEntryRow] = []
+    for subject, events in streams:
+        late = [event for event in events if event.recorded_at - event.occurred_at >= LATE_FLOOR]
+        attested = attestations(events) if late else {}
+        for event in late:
+            attestation = attested.get(event.originator_version)
+            rows.append(
+                LateEntryRow(
+                    str(event.originator_id),
+                    event.originator_version,
+                    referral,
+                    subject,
+                    event_type(event),
+                    to_us(event.occurred_at),
+                    to_us(event.recorded_at),
+                    event.late_reason,
+                    None if attestation is None else attestation.by,
+                    None if attestation is None else to_us(attestation.at),
+                )
+            )
+    return rows
 
 
 def back_dating_windows(referral: str, events: Iterable[LedgerEvent]) -> list[WindowRow]:
@@ -505,6 +520,31 @@ def back_dating_windows(referral: str, events: Iterable[LedgerEvent]) -> list[Wi
         group_latest = max(event.occurred_at for event in group)
         latest_occurred = group_latest if latest_occurred is None else max(latest_occurred, group_latest)
         index = end
+    return [WindowRow(referral, to_us(start), to_us(until)) for start, until in _merged(spans)]
+
+
+def amendment_windows(referral: str, streams: Iterable[Sequence[LedgerEvent]]) -> list[WindowRow]:
+    """From an amended entry's occurrence until its correction or retraction is recorded.
+
+    The stored rows hold the corrected record (as known now); as known at an instant in such
+    a stretch the original still counts, so answers there come from the folds.
+    """
+    spans: list[tuple[datetime, datetime]] = []
+    for events in streams:
+        by_version: dict[int, LedgerEvent] | None = None
+        for event in events:
+            if amendment_kind(event) in (CORRECTION, RETRACTION):
+                if by_version is None:
+                    by_version = {e.originator_version: e for e in events}
+                target = by_version[getattr(event, "target_version")]  # noqa: B009
+                spans.append((target.occurred_at - FUTURE_SKEW, event.recorded_at))
+    return [WindowRow(referral, to_us(start), to_us(until)) for start, until in _merged(spans)]
+
+
+def _merged_windows(referral: str, windows: list[WindowRow]) -> list[WindowRow]:
+    if not windows:
+        return windows
+    spans = [(from_us(w.from_us), from_us(w.until_us)) for w in windows]
     return [WindowRow(referral, to_us(start), to_us(until)) for start, until in _merged(spans)]
 
 
@@ -1235,43 +1275,88 @@ class ReadModels:
             return self._late_entries_from_log(threshold, attestation_after)
         self.catch_up()
         rows = self._select(
-            f"SELECT referral, subject, type, version, occurred_us, recorded_us, late_reason FROM {self._table('rm_late_entries')} "
-            "WHERE recorded_us - occurred_us > :threshold",
+            "SELECT referral, subject, type, version, occurred_us, recorded_us, late_reason, attested_by, attested_us "
+            f"FROM {self._table('rm_late_entries')} WHERE recorded_us - occurred_us > :threshold",
             {"threshold": threshold // _MICROSECOND},
         )
-        found = [
-            LateEntry(
-                referral=row["referral"],
-                subject=row["subject"],
-                type=row["type"],
-                version=int(row["version"]),
-                occurred_at=from_us(row["occurred_us"]),
-                recorded_at=from_us(row["recorded_us"]),
-                late_reason=row["late_reason"],
-                needs_attestation=(row["recorded_us"] - row["occurred_us"]) > attestation_after // _MICROSECOND,
+        due_after = self.policy.attestation_due_after() if self.policy.enabled(LATE_ENTRY_ATTESTATION) else None
+        now = self.ledger.clock()
+        found = []
+        for row in rows:
+            needs = (row["recorded_us"] - row["occurred_us"]) > attestation_after // _MICROSECOND
+            attested = None if row["attested_by"] is None else Attestation(row["attested_by"], from_us(row["attested_us"]))
+            recorded = from_us(row["recorded_us"])
+            due = recorded + due_after if needs and due_after is not None else None
+            found.append(
+                LateEntry(
+                    referral=row["referral"],
+                    subject=row["subject"],
+                    type=row["type"],
+                    version=int(row["version"]),
+                    occurred_at=from_us(row["occurred_us"]),
+                    recorded_at=recorded,
+                    late_reason=row["late_reason"],
+                    needs_attestation=needs and attested is None,
+                    attested=attested,
+                    attestation_due=due,
+                    attestation_overdue=due is not None and attested is None and due < now,
+                )
             )
-            for row in rows
-        ]
         found.sort(key=_late_order)
         return found
 
     def _late_entries_from_log(self, threshold: timedelta, attestation_after: timedelta) -> list[LateEntry]:
         # Shorter delays than LATE_FLOOR are not stored: read every entry of the log once.
         self.catch_up()
-        found: list[LateEntry] = []
+        late: list[LedgerEvent] = []
+        attested: dict[tuple[UUID, int], Attestation] = {}
         position = 0
         while page := self.ledger.notifications(position, PAGE_SIZE):
             position = page[-1].id
             events = [self.ledger.mapper.to_domain_event(n) for n in page if n.topic != _DIRECTORY_TOPIC]
-            late = [e for e in events if isinstance(e, LedgerEvent) and e.recorded_at - e.occurred_at > threshold]
-            unknown = {event.originator_id for event in late if event.originator_id not in self._streams}
-            if unknown:
-                self._streams.update(self._stored_streams(unknown))
-            for event in late:
-                referral, subject = self._streams[event.originator_id]
-                found.append(late_entry_of(event, referral, subject, attestation_after))
+            for event in events:
+                if not isinstance(event, LedgerEvent):
+                    continue
+                if event.recorded_at - event.occurred_at > threshold:
+                    late.append(event)
+                if amendment_kind(event) == ATTESTATION:
+                    attested[event.originator_id, getattr(event, "target_version")] = Attestation.of(event)  # noqa: B009
+        unknown = {event.originator_id for event in late if event.originator_id not in self._streams}
+        if unknown:
+            self._streams.update(self._stored_streams(unknown))
+        due_after = self.policy.attestation_due_after() if self.policy.enabled(LATE_ENTRY_ATTESTATION) else None
+        now = self.ledger.clock()
+        found = [
+            late_entry_of(
+                event,
+                *self._streams[event.originator_id],
+                attestation_after,
+                attested.get((event.originator_id, event.originator_version)),
+                due_after=due_after,
+                now=now,
+            )
+            for event in late
+        ]
         found.sort(key=_late_order)
         return found
+
+    def streams_with(self, topics: Iterable[str]) -> dict[UUID, tuple[str, str | None]]:
+        """Every stream holding an entry of one of ``topics`` → (referral, subject), in log order.
+
+        Reads the log's topics once, decoding nothing: for the audits that look for a kind
+        of entry (corrections, reviews) anywhere in the ledger.
+        """
+        self.catch_up()
+        wanted = set(topics)
+        found: dict[UUID, None] = {}
+        position = 0
+        while page := self.ledger.notifications(position, PAGE_SIZE):
+            position = page[-1].id
+            found.update((UUID(str(n.originator_id)), None) for n in page if n.topic in wanted)
+        unknown = {stream for stream in found if stream not in self._streams}
+        if unknown:
+            self._streams.update(self._stored_streams(unknown))
+        return {stream: self._streams[stream] for stream in found}
 
     def backlog(self, at: datetime, *, as_known_now: bool = False, exact: bool = True) -> list[OpenReferral]:
         """Every referral open at ``at`` with its owner, custodian, open subjects and overdue counts.
@@ -1405,7 +1490,7 @@ def _open_from_folds(referral: str, history: _History, at: datetime, overdue: Ma
     owner, custodian = folded.ownership_at(at), folded.custody_at(at)
     open_subjects = 0
     for subject, events in history.subjects.items():
-        row = subject_row(referral, subject, [event for event in events if event.recorded_at <= at])
+        row = subject_row(referral, subject, known(events, at))
         if row is not None and _subject_open(row, to_us(at)):
             open_subjects += 1
     return OpenReferral(

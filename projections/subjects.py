@@ -12,7 +12,8 @@ A force action does not move a subject (the force still holds it), so ``state`` 
 subject is and ``actioned`` says whether the force holding it has acted on it.
 
 Knowledge: every fold takes ``as_known_at``. ``None`` means as known now (all events);
-an instant K keeps only the events recorded by K, which is what the ledger showed at K.
+an instant K keeps only the events recorded by K, which is what the ledger showed at K
+(``ledger.knowledge.known``, with the corrections and retractions recorded by then).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 
 from ledger.errors import NotFound
+from ledger.knowledge import known
 from ledger.policy import DEFAULT_POLICY, DISSEMINATION, FORCE_ACKNOWLEDGEMENT, FORCE_ACTION, Policy
 from ledger.referral import LedgerEvent, Referral, ReferralState, business_order, fold_state
 from ledger.subject import ACTIONED, CLOSED, IN_TRANSIT, WITH_FORCE, WITH_REFERRAL_OWNER, Subject, SubjectState
@@ -90,13 +92,6 @@ class SubjectPosition:
 
 
 ROW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SubjectPosition))
-
-
-def known(events: Iterable[LedgerEvent], as_known_at: datetime | None) -> list[LedgerEvent]:
-    """The events the ledger held at ``as_known_at`` (all of them when None)."""
-    if as_known_at is None:
-        return list(events)
-    return [e for e in events if e.recorded_at <= as_known_at]
 
 
 def referral_state_at(referral_events: Sequence[LedgerEvent], at: datetime, as_known_at: datetime | None = None) -> ReferralState:

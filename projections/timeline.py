@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ledger.knowledge import CORRECTION, RETRACTION, amendment_kind, known
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.subject import Subject, SubjectState
 from ledger.values import ATTESTATION_AFTER, LATE_AFTER, days, iso
-from projections.ownership import EVENT_TYPES, Superseded, event_type, ownership_history, source_line, visible
+from projections.ownership import EVENT_TYPES, Superseded, event_type, ownership_history, source_line
 
 __all__ = ["CSV_COLUMNS", "EVENT_TYPES", "TimelineRow", "event_type", "timeline", "timeline_document"]
 
@@ -56,6 +57,10 @@ class TimelineRow:
         return self.recorded_at - self.occurred_at
 
     @property
+    def lag_days(self) -> float:
+        return days(self.lag)
+
+    @property
     def effect(self) -> str:
         return APPLIED if self.superseded is None else SUPERSEDED
 
@@ -64,7 +69,7 @@ class TimelineRow:
             "occurred_at": iso(self.occurred_at),
             "recorded_at": iso(self.recorded_at),
             "ingested_at": iso(self.ingested_at),
-            "lag_days": days(self.lag),
+            "lag_days": self.lag_days,
             "late": self.late,
             "needs_attestation": self.needs_attestation,
             "late_reason": self.late_reason,
@@ -110,16 +115,25 @@ def timeline(
     superseded = {s.version: s for s in history.superseded}
     disputed = {claim.version for claim in history.disputed_claims}
     streams: list[list[_Entry]] = [
-        [(0, event, None, superseded.get(event.originator_version)) for event in business_order(visible(events, as_known_at))]
+        [
+            (0, event, None, superseded.get(event.originator_version))
+            for event in business_order(known(events, as_known_at, recorded_only=True))
+        ]
     ]
+    notes = _amendment_notes(None, streams[0])
     for reference, stream in (subject_events or {}).items():
-        known = visible(stream, as_known_at)
-        if known:
-            streams.append(_subject_stream(len(streams), reference, known))
+        recorded = known(stream, as_known_at, recorded_only=True)
+        if recorded:
+            streams.append(_subject_stream(len(streams), reference, recorded))
+            notes.update(_amendment_notes(reference, streams[-1]))
     rows = []
     # Each stream is already in business order; on a tie across streams the referral comes first.
     for _rank, event, subject, stopped in heapq.merge(*streams, key=_merge_key):
         lag = event.recorded_at - event.occurred_at
+        said, about = notes.get((subject, event.originator_version), (None, ()))
+        text = said or summary(event, subject, disputed=event.originator_version in disputed and subject is None)
+        if about:
+            text += " [" + "; ".join(about) + "]"
         rows.append(
             TimelineRow(
                 subject=subject,
@@ -129,11 +143,11 @@ def timeline(
                 recorded_at=event.recorded_at,
                 ingested_at=event.timestamp,
                 late=lag > late_after,
-                needs_attestation=lag > attestation_after,
+                needs_attestation=lag > attestation_after and not any(note.startswith("attested") for note in about),
                 late_reason=event.late_reason,
                 line=source_line(event),
                 actor=dict(event.actor),
-                summary=summary(event, subject, disputed=event.originator_version in disputed and subject is None),
+                summary=text,
                 superseded=stopped,
             )
         )
@@ -142,6 +156,47 @@ def timeline(
 
 #: (stream rank, event, subject reference or None, why it was superseded or None)
 _Entry = tuple[int, LedgerEvent, str | None, Superseded | None]
+
+
+def _amendment_notes(subject: str | None, stream: Sequence[_Entry]) -> dict[tuple[str | None, int], tuple[str | None, tuple[str, ...]]]:
+    """(subject, version) → (the summary of an amendment, or None; notes on an amended entry).
+
+    The original and its correction both stay on the record, so both are shown: the
+    amendment says what it changed, and the entry says what amended it.
+    """
+    by_version = {entry[1].originator_version: entry[1] for entry in stream}
+    said: dict[int, str] = {}
+    about: dict[int, list[str]] = {}
+    for _rank, event, _subject, _stopped in stream:
+        kind = amendment_kind(event)
+        if kind is None:
+            continue
+        version: int = getattr(event, "target_version")  # noqa: B009
+        target = by_version.get(version)
+        what = f"v{version} ({event_type(target) if target is not None else '?'})"
+        prefix = f"{subject}: " if subject is not None else ""
+        if kind == CORRECTION:
+            corrected: dict[str, Any] = getattr(event, "corrected")  # noqa: B009
+            changes = ", ".join(f"{name} {_shown(getattr(target, name, None))} -> {_shown(value)}" for name, value in corrected.items())
+            said[event.originator_version] = f"{prefix}Corrects {what}: {changes}{_because(getattr(event, 'reason'))}"  # noqa: B009
+            about.setdefault(version, []).append(f"corrected by v{event.originator_version}")
+        elif kind == RETRACTION:
+            said[event.originator_version] = f"{prefix}Retracts {what}, made in error{_because(getattr(event, 'reason'))}"  # noqa: B009
+            about.setdefault(version, []).append(f"retracted by v{event.originator_version}: no effect")
+        else:
+            by = event.actor
+            said[event.originator_version] = f"{prefix}Attests late entry {what}: {getattr(event, 'statement')}"  # noqa: B009
+            about.setdefault(version, []).append(f"attested by {by['person']}:{by['role']} at {iso(event.recorded_at)}")
+    versions = set(said) | set(about)
+    return {(subject, v): (said.get(v), tuple(about.get(v, ()))) for v in versions}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, datetime):
+        return iso(value)
+    return str(value)
 
 
 def _merge_key(entry: _Entry) -> tuple[datetime, datetime, int]:

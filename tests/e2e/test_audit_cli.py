@@ -137,8 +137,13 @@ def test_late_entries(db: str) -> None:
             "type": "note_added",
             "occurred_at": at(6),
             "recorded_at": at(15),
+            "version": 5,
             "lag_days": 9.0,
             "needs_attestation": True,
+            "attestation_due": at(22),
+            "attestation_overdue": True,  # judged now: a week after its recording, unattested
+            "attested_by": None,
+            "attested_at": None,
             "late_reason": LATE,
         }
     ]
@@ -236,5 +241,5 @@ def test_every_command_has_help_ending_with_an_example(path: list[str]) -> None:
 
 
 def test_the_groups_hold_their_commands() -> None:
-    assert set(audit_group.commands) == {"gaps", "overdue", "late-entries", "actors"}
+    assert set(audit_group.commands) == {"gaps", "overdue", "late-entries", "actors", "corrections", "findings"}
     assert set(projections_group.commands) == {"status", "rebuild"}

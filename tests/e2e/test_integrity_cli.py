@@ -73,7 +73,7 @@ def test_a_signed_checkpoint_kept_outside_verifies(run: Run, key: Path, tmp_path
     out, leaves = tmp_path / "cp.json", tmp_path / "cp.leaves"
     made = as_json(run("checkpoint", "--key", str(key), "--out", str(out), "--leaves", str(leaves), "--json"))
     checkpoint = made["checkpoint"]
-    assert set(checkpoint) == {"size", "root", "time", "ledger", "signature", "public_key"}
+    assert set(checkpoint) == {"size", "root", "time", "ledger", "signature", "public_key", "streams", "heads"}
     assert (made["new_events"], checkpoint["size"], made["out"], made["leaves"]) == (49, 49, str(out), str(leaves))
     assert ISO.match(checkpoint["time"]) and checkpoint["signature"]
     assert json.loads(out.read_text()) == checkpoint
@@ -173,3 +173,17 @@ def test_every_integrity_command_ends_its_help_with_an_example(command: str) -> 
     result = CliRunner().invoke(main, [command, "--help"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert re.search(r"Example:\n +refledger ", result.output), result.output
+
+
+def test_no_checkpoint_is_recorded_when_its_file_cannot_be_written(run: Run, tmp_path: Path) -> None:
+    """Issue 16, finding 4: the row used to be stored before the --out file was written."""
+    before = as_json(run("verify", "--json"))["stored_checkpoints"]["checked"]
+    result = run("checkpoint", "--out", str(tmp_path / "no-such-folder" / "cp.json"), exit_code=1)
+    assert result.stderr.startswith("Error: cannot write") and result.stderr.count("\n") == 1
+    assert as_json(run("verify", "--json"))["stored_checkpoints"]["checked"] == before
+    leaves = tmp_path / "cp.leaves"
+    result = run("checkpoint", "--out", str(tmp_path / "cp.json"), "--leaves", str(tmp_path / "missing" / "x"), exit_code=1)
+    assert not (tmp_path / "cp.json").exists() and not leaves.exists()  # the file written first is taken back
+    assert as_json(run("verify", "--json"))["stored_checkpoints"]["checked"] == before
+    run("checkpoint", "--out", str(tmp_path / "cp.json"))
+    assert as_json(run("verify", "--json"))["stored_checkpoints"]["checked"] == before + 1

@@ -114,7 +114,7 @@ def test_text_answer_names_the_instant_knowledge_and_policy(db: str) -> None:
     first = output.splitlines()[0]
     assert (
         first
-        == f"{REF} at 2024-03-05T09:00:00Z, as known then (policy {DEFAULT_POLICY.version}): 0 met, 0 breached, 2 open-overdue, 1 open-not-due."
+        == f"{REF} at 2024-03-05T09:00:00Z, as known then (policy {DEFAULT_POLICY.version}): 0 met, 0 discharged, 0 breached, 2 open-overdue, 1 open-not-due."
     )
     assert "owner-accepted" in output and "to_unit U-OPS1" in output
 

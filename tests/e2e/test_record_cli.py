@@ -204,3 +204,48 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     done = subprocess.run([executable, "accept", "R-9"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.startswith("Error: R-9: no offer of ownership was open")
+
+
+# --- whole numbers stay within 0 … 2^53-1 (issue 14, item 5) -----------------------------
+
+RECEIVE = ["--originator", "X-FORCE", "--channel", "liaison", "--custodian-unit", "U-INTAKE"]
+
+
+@pytest.mark.parametrize("count", ["9007199254740992", "9007199254740993", str(2**64), "-1", "twelve"])
+def test_a_whole_number_beyond_2_53_is_refused_in_one_line(database_url: str, count: str) -> None:
+    refused(run(database_url, "receive", "R-9", *RECEIVE, "--claimed-subject-count", count), "from 0 to 9007199254740991")
+    assert count_events(database_url) == 0
+
+
+def test_the_largest_whole_number_is_recorded_and_its_canonical_form_is_rfc_8785(database_url: str) -> None:
+    from ledger.canonical import canonical_stored
+    from ledger.storage import read_event_rows, resolve_database
+
+    ok(run(database_url, "receive", "R-9", *RECEIVE, "--claimed-subject-count", str(2**53 - 1)))
+    ((_, stream, version, topic, state),) = [row for batch in read_event_rows(resolve_database(database_url)) for row in batch]
+    from uuid import UUID
+
+    canonical = canonical_stored(UUID(stream), version, topic, state)
+    # RFC 8785 writes integers up to 2^53-1 as their plain decimal digits
+    assert b'"claimed_subject_count":9007199254740991,' in canonical
+
+
+@pytest.mark.parametrize("count", [2**53, 2**64, -1])
+def test_an_import_line_beyond_2_53_is_refused_in_one_line(database_url: str, tmp_path: Path, count: int) -> None:
+    line = {
+        "type": "received",
+        "referral": "R-9",
+        "occurred_at": "2024-03-11T08:40:00Z",
+        "actor": {"person": "P-101", "role": "registry-officer", "unit": "U-INTAKE"},
+        "reference": "R-9",
+        "originator": "X",
+        "channel": "c",
+        "custodian_unit": "U-INTAKE",
+        "claimed_subject_count": count,
+    }
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    result = run(database_url, "import", str(path))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert count_events(database_url) == 0

@@ -16,7 +16,8 @@ from ledger.errors import InvalidInput, LedgerTampered, NotFound
 from ledger.importing import import_file
 from ledger.proofs import export_proof, verify_proof
 from ledger.storage import resolve_database
-from ledger.values import Actor, Stamp
+from ledger.subject import directory_id
+from ledger.values import Actor, Stamp, referral_id, subject_id
 from ledger.verification import verify_ledger
 from tests.conftest import EXAMPLES, Clock, count_events, raw_execute, synthetic_lines
 
@@ -34,7 +35,7 @@ def add_synthetic(ledger: Ledger, tmp_path: Path, referrals: int) -> int:
     return import_file(ledger, path).events
 
 
-def test_a_checkpoint_hashes_only_the_events_since_the_last(
+def test_a_checkpoint_recomputes_the_tree_from_the_events(
     example: Ledger, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = resolve_database(database_url)
@@ -50,7 +51,7 @@ def test_a_checkpoint_hashes_only_the_events_since_the_last(
 
     monkeypatch.setattr(ledger.storage, "read_event_rows", watched)
     second = make_checkpoint(example, database)
-    assert reads[-1] == 49  # read from the last checkpointed position on, not from the start
+    assert reads == [0]  # every event is read and hashed again: nothing stored is trusted
     assert (second.new_events, second.checkpoint.size) == (added, 49 + added)
     assert second.checkpoint.ledger == first.checkpoint.ledger
     monkeypatch.undo()
@@ -58,6 +59,24 @@ def test_a_checkpoint_hashes_only_the_events_since_the_last(
     assert full.sound and full.root == second.checkpoint.root and full.stored_matching == 2
     stored = latest_checkpoint(example, database)
     assert stored is not None and stored.checkpoint == second.checkpoint and stored.frontier.size == 49 + added
+    assert second.checkpoint.streams == full.streams and second.checkpoint.heads is not None
+
+
+def test_an_edited_stored_frontier_is_not_signed(example: Ledger, database_url: str, tmp_path: Path) -> None:
+    """Issue 16, finding 4: the next checkpoint once extended whatever frontier the table held."""
+    database = resolve_database(database_url)
+    make_checkpoint(example, database)
+    forged = orjson.dumps({"size": 49, "hashes": ["ab" * 32 for _ in range(bin(49).count("1"))]}).decode()
+    if database.backend == "sqlite":
+        raw_execute(database_url, "DROP TRIGGER integrity_checkpoints_no_update")
+    else:
+        raw_execute(database_url, "ALTER TABLE integrity_checkpoints DISABLE TRIGGER ALL")
+    raw_execute(database_url, f"UPDATE integrity_checkpoints SET frontier = '{forged}'")
+    add_synthetic(example, tmp_path, 1)
+    made = make_checkpoint(example, database)
+    result = verify_ledger(example, database, made.checkpoint)
+    assert result.root == made.checkpoint.root  # the root the ledger really has
+    assert result.sound and result.checkpoint is not None and result.checkpoint.extends
 
 
 def test_a_checkpoint_is_refused_when_checkpointed_events_were_removed(example: Ledger, database_url: str) -> None:
@@ -67,7 +86,7 @@ def test_a_checkpoint_is_refused_when_checkpointed_events_were_removed(example: 
     guard = "DROP TRIGGER stored_events_no_delete" if database.backend == "sqlite" else "ALTER TABLE ledger_events DISABLE TRIGGER ALL"
     raw_execute(database_url, guard)
     raw_execute(database_url, f"DELETE FROM {database.events_table} WHERE {position} = 10")
-    with pytest.raises(LedgerTampered, match="49 events were checkpointed up to log position 49, but 48 are there now"):
+    with pytest.raises(LedgerTampered, match="49 events were checkpointed but 48 are there now"):
         make_checkpoint(example, database)
 
 
@@ -78,7 +97,7 @@ def test_a_checkpoint_is_refused_when_the_last_checkpointed_event_changed(exampl
     guard = "DROP TRIGGER stored_events_no_update" if database.backend == "sqlite" else "ALTER TABLE ledger_events DISABLE TRIGGER ALL"
     raw_execute(database_url, guard)
     raw_execute(database_url, f"UPDATE {database.events_table} SET topic = topic || 'x' WHERE {position} = 49")
-    with pytest.raises(LedgerTampered, match="log position 49, the last one checkpointed, was changed"):
+    with pytest.raises(LedgerTampered, match="the first 49 events no longer hash to the newest stored checkpoint"):
         make_checkpoint(example, database)
 
 
@@ -162,3 +181,66 @@ def test_a_proof_needs_a_checkpoint_and_a_covered_referral(example: Ledger, data
     make_checkpoint(example, database)
     with pytest.raises(NotFound, match="R-1999-0001"):
         export_proof(example, database, "R-1999-0001")
+
+
+# --- complete bundles (issue 16, finding 3) -------------------------------------------
+
+
+@pytest.fixture
+def bundle(example: Ledger, database_url: str) -> dict[str, Any]:
+    make_checkpoint(example, resolve_database(database_url))
+    proof = export_proof(example, resolve_database(database_url), "R-2024-0402")
+    assert verify_proof(proof).sound and len(proof["events"]) == 32
+    return orjson.loads(orjson.dumps(proof))
+
+
+def test_a_bundle_without_the_referrals_last_event_fails(bundle: dict[str, Any]) -> None:
+    referral = str(referral_id("R-2024-0402"))
+    last = max((e for e in bundle["events"] if e["stream"] == referral), key=lambda e: e["version"])
+    bundle["events"].remove(last)
+    findings = verify_proof(bundle).findings
+    assert any("events were left out" in f and referral in f for f in findings), findings
+
+
+def test_a_bundle_with_most_events_removed_fails(bundle: dict[str, Any]) -> None:
+    bundle["events"] = bundle["events"][:10]
+    assert not verify_proof(bundle).sound
+
+
+def test_an_empty_bundle_fails(bundle: dict[str, Any]) -> None:
+    bundle["events"] = []
+    assert not verify_proof(bundle).sound
+    bundle["streams"] = []
+    findings = verify_proof(bundle).findings
+    assert any("leaves out stream" in f for f in findings)
+
+
+def test_a_bundle_relabelled_as_another_referral_fails(bundle: dict[str, Any]) -> None:
+    bundle["referral"] = "R-2024-0311"
+    findings = verify_proof(bundle).findings
+    assert any(f"leaves out stream {referral_id('R-2024-0311')}" in f for f in findings), findings
+
+
+def test_a_bundle_without_one_subjects_stream_fails(bundle: dict[str, Any]) -> None:
+    dropped = str(subject_id("R-2024-0402", "SUBJ-02"))
+    bundle["events"] = [e for e in bundle["events"] if e["stream"] != dropped]
+    bundle["streams"] = [s for s in bundle["streams"] if s["stream"] != dropped]
+    findings = verify_proof(bundle).findings
+    assert any(f"leaves out stream {dropped}" in f for f in findings), findings
+    # nor can it be passed off as a stream the ledger never had
+    bundle["streams"].append({"stream": dropped, "head": None, "before": None, "after": None})
+    assert any("do not prove it" in f for f in verify_proof(bundle).findings)
+
+
+def test_a_referral_without_subjects_proves_it_has_no_directory(example: Ledger, database_url: str) -> None:
+    make_checkpoint(example, resolve_database(database_url))
+    proof = export_proof(example, resolve_database(database_url), "R-2024-0311")
+    absent = [s for s in proof["streams"] if s["head"] is None]
+    assert [s["stream"] for s in absent] == [str(directory_id("R-2024-0311"))]
+    assert verify_proof(proof).sound
+
+
+def test_an_older_bundle_is_refused_with_one_line(bundle: dict[str, Any]) -> None:
+    bundle["format"] = "refledger-proof/1"
+    with pytest.raises(InvalidInput, match="older format"):
+        verify_proof(bundle)

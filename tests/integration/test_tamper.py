@@ -101,6 +101,14 @@ class World:
         leaves = self.leaves if with_checkpoint and with_leaves else None
         return verify_ledger(self.ledger, self.database, checkpoint, None, leaves, append_only_guard_state(self.database))
 
+    def last_version(self, reference: str, directory: bool = False) -> int:
+        stream = directory_id(reference) if directory else referral_id(reference)
+        return int(
+            self.attacker.run("SELECT max(originator_version) FROM {table} WHERE originator_id = ?", self.attacker.stream_id(str(stream)))[
+                0
+            ][0]
+        )
+
     def position_of(self, reference: str, version: int, subject: str | None = None, directory: bool = False) -> int:
         stream = directory_id(reference) if directory else subject_id(reference, subject) if subject else referral_id(reference)
         return int(
@@ -165,14 +173,16 @@ def test_a_truncated_tail_is_caught_against_an_earlier_checkpoint(world: World) 
     last_kept = world.attacker.rows()[-4][0]
     world.attacker.run("DELETE FROM {table} WHERE {position} > ?", last_kept)
     result = world.verify()
-    assert result.first_bad is not None
-    assert (result.first_bad.kind, result.first_bad.leaf) == ("checkpoint-truncated", 46)
-    assert f"the last 3 were removed after log position {last_kept}" in result.first_bad.problem
+    truncated = next(f for f in result.findings if f.kind == "checkpoint-truncated")
+    assert truncated.leaf == 46
+    assert f"the last 3 were removed after log position {last_kept}" in truncated.problem
     # the checkpoint stored in the database says the same, unless the attacker removes it too
     stored = world.verify(with_checkpoint=False)
-    assert stored.first_bad is not None and (stored.first_bad.kind, stored.first_bad.leaf) == ("stored-checkpoint-truncated", 46)
+    assert any((f.kind, f.leaf) == ("stored-checkpoint-truncated", 46) for f in stored.findings)
     world.attacker.remove_stored_checkpoints()
-    assert world.verify(with_checkpoint=False).sound
+    # the tail held subject directory entries: the subjects they listed are named as hidden
+    alone = world.verify(with_checkpoint=False)
+    assert {f.kind for f in alone.findings} == {"directory-entry-missing"}
 
 
 def test_a_forged_event_inserted_mid_stream(world: World) -> None:
@@ -226,10 +236,90 @@ def test_a_consistent_rewrite_is_caught_only_against_an_earlier_checkpoint(world
 
 
 def test_an_edit_to_a_streams_last_event_is_caught_against_the_checkpoint(world: World) -> None:
-    last = world.position_of("R-2024-0402", 3, directory=True)
-    world.attacker.edit(last, lambda state: state.update(subject="SUBJ-99"))
+    last = world.last_version("R-2024-0311")
+    edited = world.position_of("R-2024-0311", last)
+    world.attacker.edit(edited, lambda state: state.update(reason="edited afterwards"))
     assert not world.verify(with_checkpoint=False).sound  # the checkpoint stored in the database still holds
-    assert where(world.verify().first_bad) == ("checkpoint-leaf-differs", "R-2024-0402", None, 3, last)
+    assert where(world.verify().first_bad) == ("checkpoint-leaf-differs", "R-2024-0311", None, last, edited)
+
+
+# --- the subject directory is chained and cross-checked (issue 16, finding 2) ---------------
+
+
+def test_a_removed_last_directory_entry_is_found_without_any_checkpoint(world: World) -> None:
+    """The entry is the last of its stream, so no chain link sees it go; the subject it listed
+    is still in the ledger and is named as hidden."""
+    last = world.last_version("R-2024-0402", directory=True)
+    position = world.position_of("R-2024-0402", last, directory=True)
+    (state,) = world.attacker.run("SELECT state FROM {table} WHERE {position} = ?", position)[0]
+    hidden = orjson.loads(bytes(state))["subject"]
+    world.attacker.run("DELETE FROM {table} WHERE {position} = ?", position)
+    world.attacker.remove_stored_checkpoints()
+    result = world.verify(with_checkpoint=False)
+    assert not result.sound
+    extracted = world.position_of("R-2024-0402", 1, subject=hidden)
+    assert where(result.first_bad) == ("directory-entry-missing", "R-2024-0402", hidden, 1, extracted)
+
+
+def test_an_edited_directory_entry_breaks_the_directory_chain(world: World) -> None:
+    position = world.position_of("R-2024-0402", 1, directory=True)
+    world.attacker.edit(position, lambda state: state.update(subject="SUBJ-99"))
+    world.attacker.remove_stored_checkpoints()
+    found = {(f.kind, f.referral, f.version, f.position) for f in world.verify(with_checkpoint=False).findings}
+    assert ("content-edited", "R-2024-0402", 1, position) in found
+    assert ("directory-entry-unknown", "R-2024-0402", 1, position) in found
+
+
+def test_directory_entries_carry_the_chain_link(world: World) -> None:
+    stream = str(directory_id("R-2024-0402"))
+    rows = [r for r in world.attacker.rows() if r[1] == stream]
+    assert len(rows) >= 2
+    previous = "0" * 64
+    for _position, _stream, version, topic, state in rows:
+        assert orjson.loads(state)["prev_hash"] == previous
+        previous = digest(canonical_stored(UUID(stream), version, topic, state))
+
+
+# --- findings that name the right thing (issue 16, finding 10) ----------------------------
+
+
+def test_a_reorder_is_reported_as_a_reorder_not_a_deletion(world: World) -> None:
+    one, two = world.position_of("R-2024-0311", 3), world.position_of("R-2024-0311", 4)
+    world.attacker.run("UPDATE {table} SET {position} = -1 WHERE {position} = ?", one)
+    world.attacker.run("UPDATE {table} SET {position} = ? WHERE {position} = ?", one, two)
+    world.attacker.run("UPDATE {table} SET {position} = ? WHERE {position} = -1", two)
+    result = world.verify(with_checkpoint=False)
+    kinds = {f.kind for f in result.findings}
+    assert "version-gap" not in kinds and "out-of-order" not in kinds
+    assert where(result.first_bad) == ("reordered", "R-2024-0311", None, 4, one)
+    assert result.first_bad is not None and "not deleted" in result.first_bad.problem
+
+
+def test_a_deleted_first_event_is_named_as_a_referral(world: World) -> None:
+    deleted = world.position_of("R-2024-0402", 1)
+    world.attacker.run("DELETE FROM {table} WHERE {position} = ?", deleted)
+    result = world.verify(with_checkpoint=False)
+    first = next(f for f in result.findings if f.kind == "first-event-missing")
+    assert (first.referral, first.version) == ("R-2024-0402", 2)
+
+
+def test_a_deleted_first_event_of_a_referral_without_subjects_says_it_is_a_referral(world: World) -> None:
+    world.attacker.run("DELETE FROM {table} WHERE {position} = ?", world.position_of("R-2024-0311", 1))
+    first = next(f for f in world.verify(with_checkpoint=False).findings if f.kind == "first-event-missing")
+    assert first.describe().startswith(f"referral stream {referral_id('R-2024-0311')}, version 2")
+
+
+def test_after_a_deletion_the_leaf_file_names_the_removed_leaf_not_the_next_event(world: World) -> None:
+    last = world.last_version("R-2024-0311")
+    deleted = world.position_of("R-2024-0311", last)
+    leaf = [r[0] for r in world.attacker.rows()].index(deleted)
+    world.attacker.run("DELETE FROM {table} WHERE {position} = ?", deleted)
+    result = world.verify()
+    assert result.first_bad is not None
+    assert (result.first_bad.kind, result.first_bad.leaf, result.first_bad.position) == ("checkpoint-leaf-removed", leaf, None)
+    assert f"committed to at leaf {leaf} was removed" in result.first_bad.problem
+    truncated = next(f for f in result.findings if f.kind == "checkpoint-truncated")
+    assert "the last" not in truncated.problem  # the tail is intact: one event in the middle is gone
 
 
 def test_guards_off_and_nothing_changed_verifies_and_says_so(world: World) -> None:

@@ -51,6 +51,39 @@ EXTRA = [
 ]
 
 
+#: a fourth referral for corrections, retractions and attestations, of the referral and of a subject
+_BY = {"person": "P-203", "role": "supervisor", "unit": "U-INTAKE"}
+AMENDMENTS: list[dict[str, Any]] = [
+    {**EXTRA[0], "referral": "R-2024-0998"},
+    {"type": "note_added", "text": "typed late", "occurred_at": "2024-05-01T10:00:00Z", "recorded_at": "2024-05-03T10:00:00Z", "late_reason": "backlog"},
+    {"type": "subject_extracted", "subject": "SUBJ-X", "category": "suspect", "occurred_at": "2024-05-01T11:00:00Z", "recorded_at": "2024-05-01T11:05:00Z"},
+    {
+        "type": "subject_triaged",
+        "subject": "SUBJ-X",
+        "risk_tool": "RPT",
+        "risk_tool_version": "1",
+        "band": "LOW",
+        "occurred_at": "2024-05-01T12:00:00Z",
+        "recorded_at": "2024-05-03T12:00:00Z",
+        "late_reason": "backlog",
+    },
+    {"type": "entry_corrected", "version": 1, "fields": {"originator": "X-OTHER"}, "reason": "misread", "at": "2024-05-04T09:00:00Z"},
+    {"type": "entry_attested", "version": 2, "statement": "seen the notebook", "at": "2024-05-04T09:10:00Z"},
+    {"type": "entry_retracted", "version": 2, "reason": "wrong referral", "at": "2024-05-04T09:20:00Z"},
+    {"type": "entry_corrected", "subject": "SUBJ-X", "version": 2, "fields": {"band": "HIGH"}, "reason": "re-read", "at": "2024-05-04T09:30:00Z"},
+    {"type": "entry_attested", "subject": "SUBJ-X", "version": 2, "statement": "seen", "at": "2024-05-04T09:40:00Z"},
+    {"type": "entry_retracted", "subject": "SUBJ-X", "version": 2, "reason": "duplicate", "at": "2024-05-04T09:50:00Z"},
+]
+
+
+def _amendment_records() -> Iterator[dict[str, Any]]:
+    yield AMENDMENTS[0]
+    for record in AMENDMENTS[1:]:
+        at = record.get("at")
+        clocks = {"occurred_at": at, "recorded_at": at} if at else {}
+        yield {**{k: v for k, v in record.items() if k != "at"}, **clocks, "referral": "R-2024-0998", "actor": _BY}
+
+
 def _extra_records() -> Iterator[dict[str, Any]]:
     yield EXTRA[0]
     for record in EXTRA[1:]:
@@ -69,7 +102,7 @@ def ledger() -> Iterator[Ledger]:
     """The worked example plus R-2024-0999, recorded as a historical import records them."""
     recorded = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: datetime(2024, 7, 1, tzinfo=UTC))
     lines = [json.loads(line) for line in (EXAMPLES / "cybertip.jsonl").read_text(encoding="utf-8").splitlines()]
-    for number, record in enumerate([*lines, *_extra_records()], start=1):
+    for number, record in enumerate([*lines, *_extra_records(), *_amendment_records()], start=1):
         parse_record(record, historical=True, source={"file": "example", "line": number}).run(recorded)
     yield recorded
     recorded.close()
@@ -197,7 +230,7 @@ def test_every_event_carries_the_hash_of_its_predecessor(ledger: Ledger) -> None
 def test_an_untampered_ledger_is_sound_and_says_what_it_could_not_see(rows: list[Row]) -> None:
     result = verify(rows)
     assert result.sound, [f.describe() for f in result.findings]
-    assert (result.events, result.streams) == (len(rows), 8)  # 3 referrals, 4 subjects, 1 directory
+    assert (result.events, result.streams) == (len(rows), 11)  # 4 referrals, 5 subjects, 2 directories
     assert result.root == checkpoint_of(rows).root
     assert any("No checkpoint file given" in note for note in result.notes)
 
@@ -275,8 +308,9 @@ def test_an_event_appended_out_of_order_is_found(rows: list[Row]) -> None:
     successor = rows[index_of(rows, "R-2024-0402", 3)][0]
     rows.append([rows[-1][0] + 1, *moved[1:]])
     result = verify(rows)
-    assert located(result.first_bad) == ("version-gap", "R-2024-0402", None, 3, successor)
-    assert "out-of-order" in [f.kind for f in result.findings]
+    # moved, not deleted: both ends of the move say so
+    assert located(result.first_bad) == ("reordered", "R-2024-0402", None, 3, successor)
+    assert [f.kind for f in result.findings if f.referral == "R-2024-0402"] == ["reordered", "reordered"]
 
 
 def test_an_unreadable_event_is_named(rows: list[Row]) -> None:
@@ -335,7 +369,12 @@ def test_a_directory_event_is_covered_by_the_tree_and_named(rows: list[Row]) -> 
     target = next(i for i, row in enumerate(rows) if row[1] == str(directory_id("R-2024-0402")) and row[2] == 2)
     edit(rows[target], lambda state: state.update(subject="SUBJ-99"))
     result = verify(rows, checkpoint=kept, leaves=leaves)
-    assert located(result.first_bad) == ("checkpoint-leaf-differs", "R-2024-0402", None, 2, rows[target][0])
+    found = [located(f) for f in result.findings]
+    assert ("checkpoint-leaf-differs", "R-2024-0402", None, 2, rows[target][0]) in found
+    # and without the checkpoint: the directory chain and the cross-check with the subjects
+    alone = [located(f) for f in verify(rows).findings]
+    assert ("directory-entry-unknown", "R-2024-0402", "SUBJ-99", 2, rows[target][0]) in alone
+    assert any(f[:3] == ("directory-entry-missing", "R-2024-0402", "SUBJ-02") for f in alone)
 
 
 def test_a_leaf_file_must_belong_to_its_checkpoint(rows: list[Row]) -> None:

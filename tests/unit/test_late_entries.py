@@ -38,8 +38,13 @@ def test_an_entry_recorded_more_than_24_hours_after_it_occurred_is_late() -> Non
             "type": "note_added",
             "occurred_at": at(2, 9),
             "recorded_at": at(3, 9, 1),
+            "version": 2,
             "lag_days": 1.0,
             "needs_attestation": False,
+            "attestation_due": None,
+            "attestation_overdue": False,
+            "attested_by": None,
+            "attested_at": None,
             "late_reason": LATE,
         }
     ]

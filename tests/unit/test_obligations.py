@@ -18,7 +18,7 @@ from ledger.application import Ledger
 from ledger.importing import parse_record
 from ledger.policy import DEFAULT_POLICY, Policy
 from ledger.values import iso
-from projections.obligations import BREACHED, COLUMNS, MET, OVERDUE, PENDING, Obligation, obligations_at
+from projections.obligations import BREACHED, COLUMNS, DISCHARGED, MET, OVERDUE, PENDING, Obligation, obligations_at
 
 T0 = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 REF = "R-TEST-1"
@@ -152,7 +152,7 @@ def test_a_release_and_a_reopening_each_start_an_owner_accepted_clock(story: Sto
     clocks = story.every("owner-accepted", day(11))
     assert [(o.started_at, o.due, o.status, o.days_late) for o in clocks] == [
         (T0, day(2), MET, None),
-        (day(4), day(6), MET, None),  # the closure at day 5 ended it before its due
+        (day(4), day(6), DISCHARGED, None),  # the closure at day 5 ended it before its due: nobody accepted
         (day(8), day(10), OVERDUE, 1.0),
     ]
     assert clocks[1].detail == {"ended_by": "closed"}
@@ -166,7 +166,7 @@ def test_an_acceptance_made_invalid_by_a_back_dated_withdrawal_satisfies_nothing
     assert judged(story.only("owner-accepted", day(3))) == (MET, None)  # as known on day 3
     assert judged(story.only("owner-accepted", day(5))) == (OVERDUE, 3.0)
     offer = story.only("offer-reply", day(5))
-    assert (offer.status, offer.satisfied_at) == (MET, day(0.8))
+    assert (offer.status, offer.satisfied_at, offer.detail["ended_by"]) == (DISCHARGED, day(0.8), "offer_withdrawn")
 
 
 # --- initial-assessment -----------------------------------------------------------------
@@ -236,11 +236,11 @@ def test_a_deferred_revisit_is_met_by_another_defer_which_starts_its_own(story: 
     assert [(o.due, o.status, o.days_late) for o in revisits] == [(day(3), BREACHED, 1.0), (day(6), OVERDUE, 1.0)]
 
 
-def test_closure_decides_an_open_escalation(story: Story) -> None:
+def test_closure_discharges_an_open_escalation_nobody_decided(story: Story) -> None:
     story.received().given("escalation_raised", day(1), to_role="head-of-tasking", issue="no lead")
     story.given("closed", day(3), reason="withdrawn by the originator")
     escalation = story.only("escalation-decided", day(20))
-    assert (escalation.status, escalation.satisfied_at, escalation.detail["ended_by"]) == (MET, day(3), "closed")
+    assert (escalation.status, escalation.satisfied_at, escalation.detail["ended_by"]) == (DISCHARGED, day(3), "closed")
 
 
 # --- supervisory-review ---------------------------------------------------------------------
@@ -367,7 +367,7 @@ def test_a_rejection_answers_ends_the_action_clock_and_restarts_dissemination(st
     assert found == [
         ("dissemination", day(2), day(9), MET, {}),
         ("force-acknowledgement", day(3), day(6), MET, {"to_force": "F-EAST"}),
-        ("force-action", day(3), day(17), MET, {"to_force": "F-EAST", "ended_by": "force_rejected"}),
+        ("force-action", day(3), day(17), DISCHARGED, {"to_force": "F-EAST", "ended_by": "force_rejected"}),
         ("dissemination", day(4), day(11), OVERDUE, {}),  # same band, from the rejection
     ]
 
@@ -380,7 +380,7 @@ def test_closing_the_referral_ends_every_clock_of_it_and_its_subjects(story: Sto
     by_rule = {(o.rule, o.subject): (o.status, o.days_late, o.detail.get("ended_by")) for o in after}
     assert by_rule[("owner-accepted", None)] == (BREACHED, 18.0, "closed")
     assert by_rule[("force-acknowledgement", "S-1")] == (BREACHED, 14.0, "closed")
-    assert by_rule[("force-action", "S-1")] == (MET, None, "closed")
+    assert by_rule[("force-action", "S-1")] == (DISCHARGED, None, "closed")
 
 
 def test_as_known_at_the_instant_differs_from_hindsight_when_an_entry_is_late(story: Story) -> None:

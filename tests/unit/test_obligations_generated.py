@@ -19,7 +19,7 @@ from ledger.importing import parse_record
 from ledger.referral import CLOSED, LedgerEvent, fold_state
 from ledger.subject import IN_TRANSIT, WITH_FORCE, WITH_REFERRAL_OWNER, fold_subject
 from ledger.values import days
-from projections.obligations import BREACHED, MET, OVERDUE, PENDING, obligations_at
+from projections.obligations import BREACHED, DISCHARGED, MET, OVERDUE, PENDING, obligations_at
 
 GENERATOR = Path(__file__).resolve().parents[2] / "bench" / "generate.py"
 INSTANTS = [datetime(2023, month, 15, 12, tzinfo=UTC) for month in (3, 6, 9, 12)] + [datetime(2025, 6, 1, tzinfo=UTC)]
@@ -76,8 +76,12 @@ def test_open_clocks_agree_with_the_state_folds(streams: Streams, at: datetime, 
         for rule in ("owner-accepted", "initial-assessment", "offer-reply", "supervisory-review"):
             assert open_rules.count(rule) <= 1, (state.reference, rule)  # one clock of these runs at a time
         for o in found:
-            if o.status == MET:
+            if o.status in (MET, DISCHARGED):
                 assert o.satisfied_at is not None and o.satisfied_at <= o.due and o.days_late is None
+                # discharged: stopped by something other than doing the thing, and it says what
+                # (a subject closed with an outcome is the decision a dissemination clock awaits)
+                decided = o.rule == "dissemination" and o.detail.get("ended_by") == "subject_closed"
+                assert (o.status == DISCHARGED) == (o.detail.get("ended_by") is not None and not decided), o
             elif o.status == BREACHED:
                 assert o.satisfied_at is not None and o.days_late == days(o.satisfied_at - o.due)
             elif o.status == OVERDUE:

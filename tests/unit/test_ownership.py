@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from ledger.errors import InvalidInput, NotFound
+from ledger.knowledge import known as visible
 from ledger.referral import CLOSED, OPEN, Referral
 from projections.ownership import (
     DisputedClaim,
@@ -16,7 +17,6 @@ from projections.ownership import (
     answer_document,
     owner_at,
     ownership_history,
-    visible,
 )
 from tests.unit.test_ownership_story import REFERENCE, T0, Story, at
 

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import RuleViolation
+from ledger.knowledge import known as visible
 from ledger.referral import OPEN, LedgerEvent, fold_state
-from projections.ownership import OwnershipHistory, owner_at, ownership_history, visible
+from projections.ownership import OwnershipHistory, owner_at, ownership_history
 from tests.unit.test_ownership_story import T0, Story
 
 UNITS = ("U-INTAKE", "U-OPSA", "U-OPSB", "U-OPSC")

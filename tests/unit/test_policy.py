@@ -50,6 +50,7 @@ def test_rule_ids_are_the_public_contract() -> None:
         "force-acknowledgement",
         "force-action",
         "late-entry",
+        "late-entry-attestation",
     )
     assert RISK_BANDS == ("LOW", "MEDIUM", "HIGH", "VERY_HIGH")
 

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 
 from ledger.application import Ledger
+from ledger.knowledge import known as visible
 from ledger.policy import DEFAULT_POLICY
 from ledger.referral import LedgerEvent
 from projections.late_entries import late_entries
 from projections.obligations import obligations_at
-from projections.ownership import owner_at, ownership_history, visible
+from projections.ownership import owner_at, ownership_history
 from projections.report import (
     PLOT_LEFT,
     PLOT_RIGHT,
@@ -91,7 +92,7 @@ def test_the_summary_equals_the_folds_answers(story: Ledger) -> None:
     assert summary["unowned_days"] == round(history.unowned_time(T).total_seconds() / 86400, 2) == 13.0 + 5.0
     assert summary["gaps"] == len(history.gaps) == 2
     assert summary["obligations"] == {
-        s: sum(1 for o in obligations if o.status == s) for s in ("met", "breached", "open-overdue", "open-not-due")
+        s: sum(1 for o in obligations if o.status == s) for s in ("met", "discharged", "breached", "open-overdue", "open-not-due")
     }
     assert summary["breaches_by_rule"] == {
         rule: {"breached": sum(1 for o in obligations if o.rule == rule and o.status == "breached"),
@@ -124,7 +125,7 @@ def test_as_known_at_leaves_out_what_was_recorded_later(story: Ledger) -> None:
     assert summary["late_entries"] == 1  # the note; the acceptance is not yet known
     assert summary["obligations"] == {
         s: sum(1 for o in obligations_at(visible(events(story), known), {}, known, as_known_now=True) if o.status == s)
-        for s in ("met", "breached", "open-overdue", "open-not-due")
+        for s in ("met", "discharged", "breached", "open-overdue", "open-not-due")
     }
     assert "as known at 2024-03-15T09:00:00Z" in render_html(case)
 
