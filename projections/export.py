@@ -34,6 +34,12 @@ class ExportError(LedgerError):
     """An event the import format cannot express (a programming error, never silently dropped)."""
 
 
+#: import-format field → the event attribute that keeps it, where the two names differ (the
+#: amendments keep the version they amend as ``target_version``, a correction's fields as
+#: ``corrected``). A required field found under neither name stops the export.
+_EVENT_ATTRIBUTE: Final = {"version": "target_version", "fields": "corrected"}
+
+
 def _value(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso(value)
@@ -68,8 +74,12 @@ def export_record(
         if field.name == "reference":
             continue  # the referral itself
         value = subject if field.name == "subject" and subject is not None else getattr(event, field.parameter, None)
+        if value is None:
+            value = getattr(event, _EVENT_ATTRIBUTE.get(field.name, field.name), None)
         if value is None and owner is not None:
             value = owner.get(field.name)
+        if value is None and field.required:
+            raise ExportError(f"{type(event).TOPIC} keeps no {field.name}, which the import format requires")
         if value is None or value == [] or (field.kind == "bool" and value is False and not field.required):
             continue  # what the import reads for a missing field
         record[field.name] = _value(value)

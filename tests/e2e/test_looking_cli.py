@@ -179,7 +179,7 @@ def generated_story(referrals: int, seed: int) -> list[dict[str, Any]]:
                 fields["revisit_by"] = _iso(clock + timedelta(days=14))
             if kind == "ownership_offered":
                 fields["reply_due"] = _iso(clock + timedelta(days=3))
-            late = rng.random() < 0.15
+            late = rng.random() < 0.15 or (length == len(story) and kind == "review_recorded")
             recorded = clock + (timedelta(days=rng.randrange(2, 12)) if late else timedelta(minutes=5))
             record = {
                 "type": kind,
@@ -193,6 +193,24 @@ def generated_story(referrals: int, seed: int) -> list[dict[str, Any]]:
                 record["late_reason"] = "Entered from the paper file."
             records.append(record)
             clock = max(clock, recorded) if late else clock
+        if length == len(story):
+            # amendments: v2 assessed corrected, v12 (the late review) attested, v15 (the note) retracted
+            for kind, fields in (
+                ("entry_corrected", {"version": 2, "fields": {"rationale": "Seen again."}, "reason": "Typed in haste."}),
+                ("entry_attested", {"version": 12, "statement": "Seen the pocket book."}),
+                ("entry_retracted", {"version": 15, "reason": "Wrong referral."}),
+            ):
+                clock += timedelta(hours=2)
+                records.append(
+                    {
+                        "type": kind,
+                        "referral": ref,
+                        "occurred_at": _iso(clock),
+                        "recorded_at": _iso(clock + timedelta(minutes=5)),
+                        "actor": {"person": "P-SUP", "role": "supervisor", "unit": "U-OPS1"},
+                        **fields,
+                    }
+                )
     staff = [
         ("unit_registered", {"unit": "U-OPS1", "name": "Operations 1", "kind": "agency-unit"}),
         ("unit_renamed", {"unit": "U-OPS1", "name": "Operations North"}),

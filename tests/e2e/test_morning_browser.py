@@ -99,10 +99,11 @@ def test_the_morning_page_renders_with_its_charts(chromium: str, db: str, tmp_pa
     page, png = tmp_path / "morning.html", tmp_path / "morning.png"
     run(db, "report", "--portfolio", "--at", AT, "--out", str(page))
 
-    screenshot(page, png, SCREEN_SIZE, scale=0.5)
+    size = (SCREEN_SIZE[0], SCREEN_SIZE[1] * 2)  # two A4 screens: every section is in the picture
+    screenshot(page, png, size, scale=0.5)
 
     width, height, found = pixels(png.read_bytes())
-    assert (width, height) == (SCREEN_SIZE[0] // 2, SCREEN_SIZE[1] // 2)
+    assert (width, height) == (size[0] // 2, size[1] // 2)
     inked = sum(1 for colour in found if colour != (255, 255, 255))
     assert inked / len(found) > 0.05, f"the page is nearly blank: {inked} of {len(found)} pixels are not white"
     assert sum(1 for colour in found if near(colour, AGE_BAND)) > 200, "the backlog's age bands are not on the page"
