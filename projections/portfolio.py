@@ -156,7 +156,7 @@ def _ticks(start: datetime, end: datetime) -> list[datetime]:
     while tick < end:
         found.append(tick)
         tick += timedelta(days=step)
-    return found[:: max(1, len(found) // 10)]
+    return found[:: -(-len(found) // 7) or 1]  # at most 7 dates: each label needs about 80 px
 
 
 def gaps_chart(gaps: Sequence[GapRow], at: datetime) -> Markup:
