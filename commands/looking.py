@@ -7,6 +7,7 @@ referral's streams as stored; ``export`` writes the import format (``projections
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,7 @@ def export_command(references: tuple[str, ...], out: Path, fmt: str | None) -> N
     count, referrals = 0, set()
     first = next(records, None)  # unknown referrals are refused before anything is written
     if out == Path("-"):
-        stream = click.get_binary_stream("stdout")
+        stream = sys.stdout.buffer
         for record in _chain(first, records):
             stream.write(orjson.dumps(record) + b"\n")
             count += 1
