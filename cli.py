@@ -17,6 +17,7 @@ from commands.record import REFERRAL_COMMANDS, import_command, subject_group
 from commands.report import report_command
 from commands.session import Session
 from commands.subjects import package_command, subjects_group
+from commands.transparency import TRANSPARENCY_COMMANDS
 
 
 class LedgerGroup(click.Group):
@@ -106,6 +107,8 @@ main.add_command(checkpoint)
 main.add_command(verify)
 main.add_command(proof)
 main.add_command(verify_proof_command)
+for _command in TRANSPARENCY_COMMANDS:
+    main.add_command(_command)
 main.add_command(audit_group)
 main.add_command(backlog_command)
 main.add_command(projections_group)

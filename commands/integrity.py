@@ -7,6 +7,7 @@ Thin: read the files the user names, call ``ledger.checkpointing``, ``ledger.ver
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import orjson
 
 from commands.output import emit, output_options, plural
 from commands.session import FindingsExit, session
+from commands.transparency import _check_witnesses, _load_checkpoints, _require_key_for_notes, _witness_text, witness_options
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _EXISTING = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -93,25 +95,36 @@ def keygen(out: Path, fmt: str | None) -> None:
     help="Also write the checkpoint's leaf hashes (32 bytes per event; reads the whole ledger) so verify can name "
     "the exact event of a change the chains cannot see.",
 )
+@click.option(
+    "--note",
+    "note",
+    type=_FILE,
+    metavar="FILE",
+    help="Also write the checkpoint as a C2SP signed note (needs --key): the form witnesses and standard tools read.",
+)
 @output_options(tabular=False)
-def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str | None) -> None:
+def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, note: Path | None, fmt: str | None) -> None:
     """Record the ledger's size and Merkle root, signed when a key is given.
 
     Every event is hashed again (nothing stored is trusted). The checkpoint is written to
     --out first, then recorded in the database (``proof`` uses the newest): {size, root,
     time, ledger, signature, public_key, streams, heads}, where heads is the root of the
-    tree of every stream's chain head. Refuses (exit 3) when events already checkpointed
-    were changed, removed or inserted; nothing is recorded when a file cannot be written.
+    tree of every stream's chain head; with --note, also as a C2SP signed note (origin,
+    size, base64 root, one signature line), the form to hand to witnesses and to check with
+    standard tools. Refuses (exit 3) when events already checkpointed were changed, removed
+    or inserted; nothing is recorded when a file cannot be written.
 
     \b
     Example:
-      refledger checkpoint --key checkpoint-key.pem --out checkpoints/2024-04-30.json
+      refledger checkpoint --key checkpoint-key.pem --note checkpoints/2024-04-30.note
     """
     from ledger.checkpointing import checkpoint_leaves, prepare_checkpoint, record_checkpoint
     from ledger.errors import LedgerTampered
 
     pem = _read(key, "key") if key is not None else None
-    for path in (out, leaves):
+    if note is not None and pem is None:
+        raise click.ClickException("a signed note needs a signature: give --key with --note")
+    for path in (out, leaves, note):
         if path is not None and path.exists():
             raise click.ClickException(f"{path} already exists; choose another name")
     ledger, database = session().open()
@@ -122,6 +135,7 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str
         raise FindingsExit(f"Refused: {error}") from None
     # the files first, the row last: a checkpoint is never recorded that the user does not hold
     written: list[Path] = []
+    vkey = None
     try:
         if out is not None:
             _write_new(out, orjson.dumps(made.checkpoint.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
@@ -129,6 +143,9 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str
         if leaves is not None and leaf_bytes is not None:
             _write_new(leaves, leaf_bytes)
             written.append(leaves)
+        if note is not None and pem is not None:
+            vkey = _write_note(note, made.checkpoint, pem)
+            written.append(note)
         record_checkpoint(ledger, database, made)
     except BaseException:
         for path in written:
@@ -140,6 +157,8 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str
         "new_events": made.new_events,
         "out": str(out) if out else None,
         "leaves": str(leaves) if leaves else None,
+        "note": str(note) if note else None,
+        "verifier_key": vkey,
     }
     signed = "signed" if found.signature else "unsigned"
     lines = [
@@ -150,39 +169,78 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, fmt: str
         lines.append(f"Written to {out}: keep a copy outside the organisation.")
     if leaves is not None:
         lines.append(f"Leaf hashes written to {leaves}.")
+    if note is not None:
+        lines.append(f"Signed note written to {note}; its verifier key: {vkey}")
     emit(fmt, data, text="\n".join(lines))
 
 
+def _write_note(path: Path, made: Any, pem: bytes) -> str:
+    """Write the checkpoint as a signed note; return the verifier key standard tools take."""
+    from ledger.checkpoint import parse_public_key
+    from ledger.transparency import checkpoint_note, log_verifier_key
+
+    _write_new(path, checkpoint_note(made, pem).encode())
+    return log_verifier_key(made, parse_public_key(made.public_key.encode())).encode()
+
+
 @click.command("verify")
-@click.option("--checkpoint", "checkpoint_file", type=_EXISTING, metavar="FILE", help="A checkpoint file kept outside the organisation.")
+@click.option(
+    "--checkpoint",
+    "checkpoint_files",
+    type=_EXISTING,
+    multiple=True,
+    metavar="FILE",
+    help="A checkpoint file kept outside the organisation (signed note or JSON); repeat to check several.",
+)
 @click.option("--public-key", metavar="PUB", help="The public key the checkpoint must be signed with (PEM file, or 64 hex characters).")
 @click.option("--leaves", type=_EXISTING, metavar="FILE", help="The leaf file written with that checkpoint, to name changes exactly.")
+@witness_options
 @output_options(tabular=False)
-def verify(checkpoint_file: Path | None, public_key: str | None, leaves: Path | None, fmt: str | None) -> None:
+def verify(
+    checkpoint_files: tuple[Path, ...],
+    public_key: str | None,
+    leaves: Path | None,
+    witness_keys: tuple[str, ...],
+    witnesses: int | None,
+    fmt: str | None,
+) -> None:
     """Recompute every hash chain and the Merkle tree; prove the ledger extends a checkpoint.
 
     Exit 0 when the record holds. Exit 3 when it does not, naming the first bad event in
     log order (referral, subject, version, log position) and what is wrong with it.
     Without --checkpoint, an edit to a stream's last event or a consistent rewrite cannot
-    be seen; the output says so.
+    be seen; the output says so. Several --checkpoint files are each checked, in one pass:
+    when the ledger extends every one, they are consistent with one another. With
+    --witness-key, the newest checkpoint (a signed note) must carry that witness's
+    cosignature (every key given, or --witnesses N of them).
 
     \b
     Example:
-      refledger verify --checkpoint checkpoints/2024-04-30.json --public-key checkpoint-key.pem.pub
+      refledger verify --checkpoint checkpoints/2024-04-30.note --public-key checkpoint-key.pem.pub
     """
-    from ledger.checkpoint import Checkpoint
     from ledger.storage import append_only_guard_state, resolve_database
     from ledger.verification import verify_ledger
 
-    found_checkpoint = Checkpoint.from_json(_read(checkpoint_file, "checkpoint"), str(checkpoint_file)) if checkpoint_file else None
+    found = _load_checkpoints(checkpoint_files)
     pinned = _public_key(public_key)
     leaf_bytes = _read(leaves, "leaf file") if leaves is not None else None
+    _require_key_for_notes(found, pinned)
+    main = max(found, key=lambda c: (leaf_bytes is not None and c.size * 32 == len(leaf_bytes), c.size)) if found else None
+    witnessed = _check_witnesses(main, witness_keys, witnesses)
     current = session()
     # read before opening: opening the ledger reinstalls the guards
     guards = append_only_guard_state(resolve_database(current.db))
     ledger, database = current.open()
-    result = verify_ledger(ledger, database, found_checkpoint, pinned, leaf_bytes, guards)
-    emit(fmt, result.as_dict(), text=_verification_text(result))
+    others = [c for c in found if c is not main]
+    result = verify_ledger(ledger, database, main, pinned, leaf_bytes, guards, others)
+    data = result.as_dict()
+    text = _verification_text(result)
+    if witnessed is not None:
+        data["witnesses"] = witnessed.as_dict()
+        text += "\n" + _witness_text(witnessed)
+    emit(fmt, data, text=text)
+    if witnessed is not None and not witnessed.sound:
+        raise FindingsExit(f"Verification failed: {witnessed.problem()}")
     if not result.sound:
         first = result.first_bad
         others = result.findings_total - 1
@@ -201,12 +259,10 @@ def _verification_text(result: Any) -> str:
         if result.findings_total > 20:
             lines.append(f"  … and {result.findings_total - 20} more (--json lists the first 100)")
     lines.append(f"Merkle root of {plural(result.events, 'event')}: {result.root}")
-    check = result.checkpoint
-    if check is not None:
+    for check in ([result.checkpoint] if result.checkpoint else []) + list(result.others):
         stands = "the ledger extends it" if check.extends else "the ledger does NOT extend it"
-        lines.append(
-            f"Checkpoint of {plural(check.checkpoint.size, 'event')} at {check.checkpoint.time} (signature: {check.signature}): {stands}."
-        )
+        at = "" if getattr(check.checkpoint, "note", None) else f" at {check.checkpoint.time}"
+        lines.append(f"Checkpoint of {plural(check.checkpoint.size, 'event')}{at} (signature: {check.signature}): {stands}.")
     if result.stored_checked:
         lines.append(f"Checkpoints stored in the database: {result.stored_matching} of {result.stored_checked} match.")
     lines += [f"Note: {note}" for note in result.notes]
@@ -262,12 +318,28 @@ def proof(reference: str, out: Path | None, fmt: str | None) -> None:
 @click.command("verify-proof")
 @click.argument("file", type=_EXISTING, metavar="FILE")
 @click.option("--public-key", metavar="PUB", help="The public key the checkpoint must be signed with (PEM file, or 64 hex characters).")
+@click.option(
+    "--checkpoint",
+    "note_file",
+    type=_EXISTING,
+    metavar="NOTE",
+    help="The cosigned signed-note checkpoint of the proof's size and root, for --witness-key.",
+)
+@witness_options
 @output_options(tabular=False)
-def verify_proof_command(file: Path, public_key: str | None, fmt: str | None) -> None:
+def verify_proof_command(
+    file: Path,
+    public_key: str | None,
+    note_file: Path | None,
+    witness_keys: tuple[str, ...],
+    witnesses: int | None,
+    fmt: str | None,
+) -> None:
     """Check a proof file offline (no database): hashes, inclusion proofs, chains, signature.
 
     Exit 0 when every event is in the checkpointed tree and the stream chains in the file
-    hold; exit 3 otherwise.
+    hold; exit 3 otherwise. With --witness-key, the checkpoint note given with --checkpoint
+    (the same size and root as the proof's) must carry the witnesses' cosignatures.
 
     \b
     Example:
@@ -280,15 +352,34 @@ def verify_proof_command(file: Path, public_key: str | None, fmt: str | None) ->
         document = orjson.loads(_read(file, "proof file"))
     except orjson.JSONDecodeError:
         raise InvalidInput(f"{file} is not JSON") from None
-    result = verify_proof(document, _public_key(public_key))
+    pinned = _public_key(public_key)
+    result = verify_proof(document, pinned)
+    witnessed = None
+    if note_file is not None or witness_keys:
+        if note_file is None:
+            raise click.ClickException("--witness-key needs the cosigned checkpoint note: give --checkpoint NOTE")
+        note = _load_checkpoints((note_file,))[0]
+        _require_key_for_notes([note], pinned)
+        if (note.size, note.root) != (result.checkpoint.size, result.checkpoint.root):
+            raise click.ClickException(f"{note_file} is a checkpoint of size {note.size}, not the proof's ({result.checkpoint.size})")
+        status = note.signature_status(pinned)
+        if status != "valid":
+            result = replace(result, findings=(*result.findings, f"the checkpoint note's signature: {status}"))
+        witnessed = _check_witnesses(note, witness_keys, witnesses)
     lines = [
         f"{'Sound' if result.sound else 'NOT SOUND'}: {plural(result.events, 'event')} of {result.referral} "
         f"against the checkpoint of {plural(result.checkpoint.size, 'event')} at {result.checkpoint.time} (signature: {result.signature})."
     ]
     lines += [f"  - {finding}" for finding in result.findings]
-    emit(fmt, result.as_dict(), text="\n".join(lines))
+    data = result.as_dict()
+    if witnessed is not None:
+        data["witnesses"] = witnessed.as_dict()
+        lines.append(_witness_text(witnessed))
+    emit(fmt, data, text="\n".join(lines))
     if not result.sound:
         raise FindingsExit(f"Proof failed: {result.findings[0]}")
+    if witnessed is not None and not witnessed.sound:
+        raise FindingsExit(f"Proof failed: {witnessed.problem()}")
 
 
 INTEGRITY_COMMANDS = [keygen, checkpoint, verify, proof, verify_proof_command]

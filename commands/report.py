@@ -106,8 +106,8 @@ def report_command(
       refledger report R-2012-0716 --pdf case-file.pdf --checkpoint checkpoint.json --public-key auditor.key.pub
     """
     from commands.integrity import _public_key, _read
-    from ledger.checkpoint import Checkpoint
     from ledger.checkpointing import latest_checkpoint
+    from ledger.transparency import load_checkpoint
     from ledger.verification import verify_ledger
     from projections.report import HTML, ChromiumMissing, case_file, find_chromium, integrity_statement, render
 
@@ -130,7 +130,7 @@ def report_command(
         raise ChromiumMissing(
             "--pdf needs headless Chromium and none was found: install it (Debian: apt-get install chromium) or set REFLEDGER_CHROMIUM to its path"
         )
-    checkpoint = Checkpoint.from_json(_read(checkpoint_file, "checkpoint"), str(checkpoint_file)) if checkpoint_file else None
+    checkpoint = load_checkpoint(_read(checkpoint_file, "checkpoint"), str(checkpoint_file)) if checkpoint_file else None
     pinned = _public_key(public_key)
     if no_verify and checkpoint is not None:
         raise click.UsageError("--checkpoint is for verifying; it cannot go with --no-verify")

@@ -654,6 +654,8 @@ class Verification:
     stored_matching: int
     guards: Mapping[str, str]
     notes: tuple[str, ...]
+    #: further checkpoint files given (``verify --checkpoint A --checkpoint B``), each checked the same way
+    others: tuple[CheckpointCheck, ...] = ()
 
     @property
     def sound(self) -> bool:
@@ -672,6 +674,7 @@ class Verification:
             "ledger": self.ledger,
             "last_position": self.last_position,
             "checkpoint": self.checkpoint.as_dict() if self.checkpoint else None,
+            "other_checkpoints": [c.as_dict() for c in self.others],
             "stored_checkpoints": {"checked": self.stored_checked, "matching": self.stored_matching},
             "guards": dict(self.guards),
             "first_bad": self.first_bad.as_dict() if self.first_bad else None,
@@ -688,9 +691,10 @@ def verify_ledger(
     public_key: bytes | None = None,
     leaves: bytes | None = None,
     guards: Mapping[str, str] | None = None,
+    others: Sequence[Checkpoint] = (),
 ) -> Verification:
     """Recompute every chain and the Merkle tree from the stored rows; check the checkpoint
-    (a file the auditor kept) and the checkpoints stored in the database.
+    (a file the auditor kept), any ``others`` (more files) and the checkpoints stored in the database.
 
     ``leaves`` (the leaf file written with that checkpoint) lets a change the chains cannot
     see (a stream's last event, a consistent rewrite) be named exactly, not just bounded.
@@ -698,7 +702,7 @@ def verify_ledger(
     from ledger.storage import read_event_rows
 
     stored = [s.checkpoint for s in stored_checkpoints(ledger, database)]
-    return verify_rows(read_event_rows(database), checkpoint, public_key, leaves, stored, guards)
+    return verify_rows(read_event_rows(database), checkpoint, public_key, leaves, stored, guards, others)
 
 
 def verify_rows(
@@ -708,12 +712,19 @@ def verify_rows(
     leaves: bytes | None = None,
     stored: Sequence[Checkpoint] = (),
     guards: Mapping[str, str] | None = None,
+    others: Sequence[Checkpoint] = (),
 ) -> Verification:
-    """Verify stored rows (position, stream id, version, topic, state) given in log order."""
+    """Verify stored rows (position, stream id, version, topic, state) given in log order.
+
+    Each of ``others`` is a further checkpoint file, checked like ``checkpoint``: when the
+    ledger extends every one of them they are consistent with one another too (each is a
+    prefix of the same tree)."""
     if leaves is not None:
         _check_leaf_file(leaves, checkpoint)
     file_point = ReferencePoint(checkpoint.size, bytes.fromhex(checkpoint.root), "the checkpoint", False) if checkpoint else None
     points = [file_point] if file_point else []
+    other_points = [ReferencePoint(c.size, bytes.fromhex(c.root), f"the checkpoint file of size {c.size}", False) for c in others]
+    points += other_points
     for found in stored:
         if file_point is None or (found.size, found.root) != (file_point.size, file_point.root.hex()):
             points.append(
@@ -725,16 +736,24 @@ def verify_rows(
     status = checkpoint.signature_status(public_key) if checkpoint else None
     if status in ("invalid", "wrong-key") or (status == "unsigned" and public_key is not None):
         extra.append(Finding("signature", SIGNATURE_PROBLEMS[str(status)]))
+    other_checks = []
+    for other, point in zip(others, other_points, strict=True):
+        other_status = other.signature_status(public_key)
+        if other_status in ("invalid", "wrong-key") or (other_status == "unsigned" and public_key is not None):
+            extra.append(Finding("signature", f"checkpoint of size {other.size}: {SIGNATURE_PROBLEMS[other_status]}"))
+        same = other.ledger is None or other.ledger == scan.first_digest
+        matched = other.size == 0 or any(p is point and ok for p, ok in scan.point_results)
+        other_checks.append(CheckpointCheck("file", other, other_status, matched and same))
     findings += extra
     findings.sort(key=Finding.order)
     check = None
     if checkpoint is not None:
         same_ledger = checkpoint.ledger is None or checkpoint.ledger == scan.first_digest
-        extends = (checkpoint.size == 0 or any(not p.stored and ok for p, ok in scan.point_results)) and same_ledger
+        extends = (checkpoint.size == 0 or any(p is file_point and ok for p, ok in scan.point_results)) and same_ledger
         check = CheckpointCheck("file", checkpoint, str(status), extends)
     # stored checkpoints equal to the file's were checked as the file's
     same_as_file = len(stored) - sum(1 for p in points if p.stored)
-    file_matched = any(not p.stored and ok for p, ok in scan.point_results)
+    file_matched = any(p is file_point and ok for p, ok in scan.point_results)
     stored_matching = sum(ok for p, ok in scan.point_results if p.stored) + (same_as_file if file_matched else 0)
     verification = Verification(
         events=scan.frontier.size,
@@ -749,6 +768,7 @@ def verify_rows(
         stored_matching=stored_matching,
         guards=dict(guards or {}),
         notes=(),
+        others=tuple(other_checks),
     )
     return replace(verification, notes=tuple(_notes(verification, scan)))
 

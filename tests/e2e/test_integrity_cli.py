@@ -89,7 +89,7 @@ def test_a_signed_checkpoint_kept_outside_verifies(run: Run, key: Path, tmp_path
     assert answer["checkpoint"] == {**checkpoint, "source": "file", "signature_status": "valid", "extends": True}
     assert answer["stored_checkpoints"] == {"checked": 1, "matching": 1}
     assert set(answer) == {
-        "ok", "events", "streams", "root", "ledger", "last_position", "checkpoint", "stored_checkpoints",
+        "ok", "events", "streams", "root", "ledger", "last_position", "checkpoint", "other_checkpoints", "stored_checkpoints",
         "guards", "first_bad", "findings", "findings_total", "notes",
     }  # fmt: skip
     again = as_json(run("checkpoint", "--json"))
