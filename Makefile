@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/refledger demo
+	$(BIN)/refledger demo --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

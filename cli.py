@@ -91,6 +91,34 @@ def info(fmt: str | None) -> None:
     emit(fmt, data, text="\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in data.items()))
 
 
+@main.command("init")
+@click.option("--json", "fmt", flag_value="json", help="Print JSON.")
+def init(fmt: str | None) -> None:
+    """Create an empty ledger at --db (a SQLite file or a PostgreSQL database/schema).
+
+    Commands that only read never create a ledger; recording a receipt or an import does.
+    Running init where a ledger already exists changes nothing.
+
+    \b
+    Example:
+      refledger --db unit.sqlite init
+    """
+    from commands.output import emit
+    from commands.session import session
+    from ledger.storage import holds_ledger
+
+    current = session()
+    existed = holds_ledger(current.db)
+    ledger, database = current.open(create=True)
+    events = ledger.head()
+    text = (
+        f"A ledger already exists at {database.location} ({events} events); nothing changed."
+        if existed
+        else f"Created an empty ledger at {database.location}."
+    )
+    emit(fmt, {"database": database.location, "created": not existed, "events": events}, text=text)
+
+
 for _command in REFERRAL_COMMANDS:
     main.add_command(_command)
 main.add_command(subject_group)

@@ -4,8 +4,10 @@ Imports N generated events (bench/generate.py) into a fresh SQLite file and a fr
 PostgreSQL schema, and in the same run saves the same file's events, with the same payloads
 (both clocks, actor, provenance, a 64-character hash field, the domain fields), through a
 bare eventsourcing Application: no validation, no state, no hashing, the library's default
-JSON transcoder, one save (as the ledger does). Prints
-events/s for each and the ratio; repeats and reports medians, because the machine is noisy.
+JSON transcoder, one save. Prints events/s for each, the ratio, and the import's peak
+memory (maximum resident set size of a fresh process doing only the import; the file is
+streamed, so it should not grow with the file's length); repeats and reports medians,
+because the machine is noisy.
 
     python bench/ingest.py [--events 100000] [--repeat 3] [--postgres URL | --no-postgres]
 """
@@ -82,7 +84,28 @@ def bare_rate(env: dict[str, str], path: Path) -> float:
     return count / elapsed
 
 
-def ledger_rate(url: str, path: Path, events: int) -> float:
+def ledger_rate(url: str, path: Path, events: int) -> tuple[float, float]:
+    """The import's events/s and peak memory (MB), in a fresh process of its own."""
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, __file__, "--child", url, str(path), str(events)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the import failed (exit {done.returncode}): {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    figures = json.loads(done.stdout.splitlines()[-1])
+    return figures["rate"], figures["peak_mb"]
+
+
+def child(url: str, path: Path, events: int) -> None:
+    import json
+    import resource
+
+    rate = _import_rate(url, path, events)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    print(json.dumps({"rate": rate, "peak_mb": peak_kb / 1024}))
+
+
+def _import_rate(url: str, path: Path, events: int) -> float:
     ledger, _ = open_ledger(url)
     started = time.perf_counter()
     result = import_file(ledger, path)
@@ -109,19 +132,25 @@ def drop_schema(url: str) -> None:
         connection.execute(f'DROP SCHEMA IF EXISTS "{database.schema}" CASCADE')
 
 
-def measure(backend: str, base_url: str | None, path: Path, events: int, repeat: int) -> tuple[float, float]:
-    ours, bare = [], []
+def measure(backend: str, base_url: str | None, path: Path, events: int, repeat: int) -> tuple[float, float, float]:
+    ours, bare, peaks = [], [], []
+
+    def ledger(url: str) -> None:
+        rate, peak = ledger_rate(url, path, events)
+        ours.append(rate)
+        peaks.append(peak)
+
     for _ in range(repeat):
         if backend == "sqlite":
             folder = Path(tempfile.mkdtemp(prefix="refledger-bench-"))
-            ours.append(ledger_rate(str(folder / "ledger.sqlite"), path, events))
+            ledger(str(folder / "ledger.sqlite"))
             bare.append(bare_rate({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "bare.sqlite")}, path))
         else:
             assert base_url is not None
             schema = "bench_ingest_" + uuid.uuid4().hex[:8]
             url = f"{base_url}{'&' if '?' in base_url else '?'}schema={schema}"
             try:
-                ours.append(ledger_rate(url, path, events))
+                ledger(url)
                 bare_schema = schema + "_bare"
                 bare_url = f"{base_url}{'&' if '?' in base_url else '?'}schema={bare_schema}"
                 env = dict(resolve_database(bare_url).env)
@@ -133,7 +162,7 @@ def measure(backend: str, base_url: str | None, path: Path, events: int, repeat:
                     drop_schema(bare_url)
             finally:
                 drop_schema(url)
-    return statistics.median(ours), statistics.median(bare)
+    return statistics.median(ours), statistics.median(bare), max(peaks)
 
 
 def main() -> None:
@@ -142,14 +171,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--child", nargs=3, metavar=("URL", "FILE", "EVENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), int(args.child[2]))
+        return
     path = generated(args.events)
     print(f"ingest of {args.events:,} generated events, median of {args.repeat} runs")
-    print(f"{'backend':<10} {'ledger ev/s':>12} {'bare lib ev/s':>14} {'ratio':>7}")
+    print(f"{'backend':<10} {'ledger ev/s':>12} {'bare lib ev/s':>14} {'ratio':>7} {'peak MB':>8}")
     backends = ["sqlite"] + ([] if args.no_postgres else ["postgres"])
     for backend in backends:
-        ours, bare = measure(backend, args.postgres, path, args.events, args.repeat)
-        print(f"{backend:<10} {ours:>12,.0f} {bare:>14,.0f} {ours / bare:>7.2f}")
+        ours, bare, peak = measure(backend, args.postgres, path, args.events, args.repeat)
+        print(f"{backend:<10} {ours:>12,.0f} {bare:>14,.0f} {ours / bare:>7.2f} {peak:>8,.0f}")
 
 
 if __name__ == "__main__":

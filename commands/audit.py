@@ -35,6 +35,8 @@ def read_models(*, catch_up: bool = True) -> ReadModels:
     models = ReadModels(current.ledger, current.policy)
     if catch_up:
         _catch_up(models)
+        if not models.stored:
+            click.echo("Note: computed without stored read models (the ledger cannot be written here).", err=True)
     return models
 
 

@@ -360,7 +360,8 @@ def _available(path: list[str]) -> bool:
     show_default=True,
     help="Where to write the demo ledger and its files.",
 )
-def demo(folder: Path) -> None:
+@click.option("--force", is_flag=True, help="Replace a ledger (and key) an earlier demo left in the folder.")
+def demo(folder: Path, force: bool) -> None:
     """Write a fictional story into a fresh SQLite ledger and show what it answers.
 
     A bulk referral is offered, declined, deferred, left unowned for sixteen months, chased
@@ -372,10 +373,13 @@ def demo(folder: Path) -> None:
     """
     from cli import main
     from ledger.importing import import_lines
+    from ledger.storage import holds_ledger
     from ledger.wiring import open_ledger
 
-    folder.mkdir(parents=True, exist_ok=True)
     db = folder / "ledger.sqlite"
+    if not force and holds_ledger(str(db)):
+        raise click.ClickException(f"{folder} already holds a ledger ({db}); give --force to replace it with the demo")
+    folder.mkdir(parents=True, exist_ok=True)
     # a fresh ledger each time: remove what an earlier demo left here
     for leftover in [
         *(Path(str(db) + s) for s in ("", "-wal", "-shm")),

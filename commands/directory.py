@@ -37,7 +37,7 @@ def _make_command(record_type: RecordType) -> click.Command:
             value = values.get(field.name)
             if value is not None and value != () and not (field.kind == "bool" and value is False):
                 record[field.name] = record_value(field, value)
-        parse_record(record, occurred_now_if_missing=True).run(current.ledger)
+        parse_record(record, occurred_now_if_missing=True).run(current.open(create=True)[0])  # a directory record may start a ledger
         emit(None, {"recorded": record_type.type, key.name: values[key.name]}, text=f"Recorded {record_type.type} for {values[key.name]}.")
 
     params: list[click.Parameter] = [click.Argument([key.name], metavar=key.name.upper())]
@@ -249,7 +249,7 @@ def directory_import(file: Path, fmt: str | None) -> None:
     from ledger.staff_csv import import_staff_csv
 
     current = session()
-    result = import_staff_csv(current.ledger, file, current.actor())
+    result = import_staff_csv(current.open(create=True)[0], file, current.actor())
     emit(fmt, result, text=f"Recorded {result['events']} directory events from {result['rows']} rows of {file}.")
 
 
@@ -269,7 +269,7 @@ def directory_enforce(from_text: str, actor: str | None) -> None:
     current = session()
     when = instant_option(from_text, "--from")
     assert when is not None
-    current.ledger.enforce_directory(Stamp(actor=current.actor(actor)), when)
+    current.open(create=True)[0].enforce_directory(Stamp(actor=current.actor(actor)), when)
     emit(None, {}, text=f"The directory is in force from {from_text}.")
 
 

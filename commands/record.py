@@ -88,9 +88,11 @@ def _make_command(record_type: RecordType) -> click.Command:
             if value is not None and value != ():
                 record[field.name] = record_value(field, value)
         command = parse_record(record, occurred_now_if_missing=True)
+        # only a receipt can start a ledger: any other record needs a referral already in one
+        ledger = current.open(create=record_type.type == "received")[0]
         if record_type in AMENDMENT_TYPES:  # who may amend comes from the policy's [directory]
-            current.ledger.supervisory_roles = current.policy.supervisory_roles()
-        command.run(current.ledger)
+            ledger.supervisory_roles = current.policy.supervisory_roles()
+        command.run(ledger)
         what = f"{record_type.type} on {referral}" + (f" subject {values['subject']}" if values.get("subject") else "")
         emit(None, {"recorded": record_type.type, "referral": referral, "subject": values.get("subject")}, text=f"Recorded {what}.")
 
@@ -137,38 +139,55 @@ for _subject_type in RECORD_TYPES:
 
 
 @click.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path, allow_dash=False))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path, allow_dash=True))
 @click.option("--historical", is_flag=True, help="Each line carries the source system's recorded_at (migration).")
+@click.option("--dry-run", is_flag=True, help="Check every line against the ledger (every rule) and record nothing.")
 @click.option("--json", "fmt", flag_value="json", help="Print JSON.")
-def import_command(file: Path, historical: bool, fmt: str | None) -> None:
-    """Import events from a JSON Lines file, all or nothing.
+def import_command(file: Path, historical: bool, dry_run: bool, fmt: str | None) -> None:
+    """Import events from a JSON Lines file (- for standard input), all or nothing.
 
     One event per line in the import format (see the README). A bad line is reported with
-    its number and nothing is recorded. Importing the same file twice is refused.
+    its number and nothing is recorded. Importing the same file twice is refused. The file
+    is streamed: memory does not grow with its length.
 
     \b
     Example:
       refledger --db demo.sqlite import --historical cybertip.jsonl
+      refledger --db demo.sqlite import --dry-run - < cybertip.jsonl
     """
     from ledger.importing import count_lines, import_file
 
-    ledger = session().ledger
-    if not file.exists():
+    stdin = str(file) == "-"
+    if not stdin and not file.exists():
         raise click.ClickException(f"{file} does not exist")
-    if sys.stderr.isatty() and file.stat().st_size > 1_000_000:
+    current = session()
+    ledger = _dry_run_ledger(current.db) if dry_run else None
+    if ledger is None:
+        ledger = current.open(create=not dry_run)[0]
+    source = None if stdin else file
+    if not stdin and sys.stderr.isatty() and file.stat().st_size > 1_000_000:
         total = count_lines(file)
-        with click.progressbar(length=total, label="Importing", file=sys.stderr) as bar:
+        with click.progressbar(length=total, label="Checking" if dry_run else "Importing", file=sys.stderr) as bar:
             done = [0]
 
             def advance(line: int) -> None:
                 bar.update(line - done[0])
                 done[0] = line
 
-            result = import_file(ledger, file, historical=historical, progress=advance)
+            result = import_file(ledger, source, historical=historical, progress=advance, dry_run=dry_run)
     else:
-        result = import_file(ledger, file, historical=historical)
-    emit(
-        fmt,
-        {"file": str(file), "sha256": result.file_sha256, "events": result.events, "referrals": result.referrals},
-        text=f"Imported {plural(result.events, 'event')} on {plural(result.referrals, 'referral')} from {file}.",
-    )
+        result = import_file(ledger, source, historical=historical, dry_run=dry_run)
+    name = "standard input" if stdin else str(file)
+    data: dict[str, Any] = {"file": name, "sha256": result.file_sha256, "events": result.events, "referrals": result.referrals}
+    what = f"{plural(result.events, 'event')} on {plural(result.referrals, 'referral')} from {name}"
+    if dry_run:
+        data["dry_run"] = True
+    emit(fmt, data, text=f"Checked {what}: all would be recorded; nothing was." if dry_run else f"Imported {what}.")
+
+
+def _dry_run_ledger(db: str | None) -> Any:
+    """Where there is no ledger yet, a dry run checks the file against an empty one in memory."""
+    from ledger.application import Ledger
+    from ledger.storage import holds_ledger
+
+    return None if holds_ledger(db) else Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})

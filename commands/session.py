@@ -42,11 +42,16 @@ class Session:
     policy_file: str | None = None
     _policy: Policy | None = field(default=None, repr=False)
 
-    def open(self) -> tuple[Ledger, Database]:
+    def open(self, *, create: bool = False) -> tuple[Ledger, Database]:
+        """The ledger of --db; ``create`` only for commands that may record into a new one.
+
+        Every other command on a path or database that holds no ledger gets a one-line
+        error and creates nothing.
+        """
         if self._ledger is None:
             from ledger.wiring import open_ledger
 
-            self._ledger, self._database = open_ledger(self.db)
+            self._ledger, self._database = open_ledger(self.db, create=create)
         assert self._database is not None
         return self._ledger, self._database
 

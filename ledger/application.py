@@ -7,7 +7,7 @@ not one transaction per event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
@@ -207,12 +207,40 @@ class Ledger(Application[UUID]):
             pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged]
         finally:
             self._batch, self._batch_logged, self._directory_next, self._batch_absent = None, [], {}, set()
+        self._save_batch(pending)
+
+    def _save_batch(self, pending: Sequence[Aggregate | DomainEvent]) -> None:
         try:
             self.save(*pending)
         except IntegrityError:
             raise ConcurrentUpdate(
                 "another recording touched the same referrals during this batch; nothing was saved, run it again"
             ) from None
+
+    def flush(self, *, keep_events: int = 0) -> None:
+        """Inside a batch: save what it holds so far (memory stays bounded).
+
+        Only within ``ledger.storage.held_transaction``, so that the batch stays one
+        transaction: all of it or none of it. The aggregates stay loaded while their
+        histories hold at most ``keep_events`` events in all; beyond that they are
+        forgotten, and later commands read their streams again (and see what was saved).
+        """
+        if self._batch is None:
+            raise RuntimeError("flush works inside batch() only")
+        changed = [aggregate for aggregate in self._batch.values() if aggregate.pending_events]
+        self._save_batch([*changed, *self._batch_logged])
+        self._batch_logged = []
+        if self._held_events(self._batch.values()) > keep_events:
+            # forget the streams this step left alone first: a file's next lines mostly
+            # continue the streams its last lines wrote
+            self._batch = {aggregate.id: aggregate for aggregate in changed}
+            self._batch_absent.clear()
+            if self._held_events(changed) > keep_events:
+                self._batch.clear()
+
+    @staticmethod
+    def _held_events(aggregates: Iterable[Aggregate]) -> int:
+        return sum(len(getattr(aggregate, "history", ())) for aggregate in aggregates)
 
     # --- referral commands ------------------------------------------------------
 

@@ -45,9 +45,9 @@ class StoredCheckpoint:
 
 
 def _ensure_checkpoint_table(ledger: Ledger, database: Database) -> None:
-    from ledger.storage import checkpoint_table_statements, execute_sql
+    from ledger.storage import ensure_checkpoint_table
 
-    execute_sql(ledger, checkpoint_table_statements(database))
+    ensure_checkpoint_table(ledger, database)
 
 
 def _stored_from_row(row: Sequence[Any]) -> StoredCheckpoint:

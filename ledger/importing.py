@@ -9,8 +9,9 @@ a command typed by hand and a line of an import are checked by the same code.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -611,6 +612,37 @@ class ImportResult:
     events: int
     referrals: int
     file_sha256: str
+    #: checked against the ledger, nothing recorded
+    dry_run: bool = False
+
+
+#: lines read, checked and run per step: the streams a step touches are read in one query
+STEP_LINES = 5_000
+#: events the loaded aggregates may hold between steps (a few hundred MB at most); beyond,
+#: they are forgotten and read again from the open transaction when a line needs them
+KEEP_EVENTS = 100_000
+_BOM = b"\xef\xbb\xbf"
+
+
+def _commands(lines: Iterable[bytes], historical: bool, file_sha256: str) -> Iterator[tuple[int, Command]]:
+    """Each non-blank line (numbered from 1) checked and turned into a Command, one at a time."""
+    for number, raw in enumerate(lines, start=1):
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]  # a UTF-8 byte order mark, as spreadsheet exports write
+        if not raw.strip():
+            continue
+        try:
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
+                raise InvalidInput(f"malformed JSON ({error.args[0].split(':')[0]})") from None
+            yield number, parse_record(record, historical, {"file": file_sha256, "line": number})
+        except LedgerError as error:
+            raise InvalidInput(f"line {number}: {error}") from None
+
+
+class _DryRunDone(Exception):
+    """Ends a dry run's transaction without committing it."""
 
 
 def import_lines(
@@ -620,27 +652,40 @@ def import_lines(
     historical: bool = False,
     file_sha256: str,
     progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
+    at_end: Callable[[], None] | None = None,
 ) -> ImportResult:
     """Record every line, atomically: all lines are saved together, or none is.
 
-    Each event keeps its provenance ({file, line}). A file whose lines are already in a
-    stream it touches is refused, so importing the same file twice cannot duplicate history.
+    Lines are read, checked and run in steps of STEP_LINES (the streams of a step are read
+    in one query), all inside one batch. Each event keeps its provenance ({file, line}).
+    A file whose lines are already in a stream it touches is refused, so importing the same
+    file twice cannot duplicate history. ``dry_run`` checks every line against the ledger
+    (every rule, every invariant) and records nothing. ``at_end`` runs after the last line,
+    inside the batch: what it raises refuses the whole file, what it records is saved with it.
     """
-    commands: list[tuple[int, Command]] = []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                raise InvalidInput(f"malformed JSON ({error.args[0].split(':')[0]})") from None
-            commands.append((number, parse_record(record, historical, {"file": file_sha256, "line": number})))
-        except LedgerError as error:
-            raise InvalidInput(f"line {number}: {error}") from None
-    record_commands(ledger, commands, file_sha256, progress)
-    referrals = {command.referral for _, command in commands if command.referral is not None}
-    return ImportResult(lines=len(commands), events=len(commands), referrals=len(referrals), file_sha256=file_sha256)
+    from ledger.storage import held_transaction
+
+    touched: set[UUID] = set()
+    referrals: set[str] = set()
+    count = 0
+    try:
+        with held_transaction(ledger), ledger.batch():
+            commands = _commands(lines, historical, file_sha256)
+            while step := list(islice(commands, STEP_LINES)):
+                _run_step(ledger, step, file_sha256, touched, progress)
+                ledger.flush(keep_events=KEEP_EVENTS)  # saved inside the one transaction: memory stays bounded
+                count += len(step)
+                referrals.update(command.referral for _, command in step if command.referral is not None)
+            if count == 0:
+                raise InvalidInput("the file holds no events (it is empty or blank)")
+            if at_end is not None:
+                at_end()
+            if dry_run:
+                raise _DryRunDone  # every line was checked and saved in the transaction: roll it back
+    except _DryRunDone:
+        pass
+    return ImportResult(lines=count, events=count, referrals=len(referrals), file_sha256=file_sha256, dry_run=dry_run)
 
 
 def record_commands(
@@ -649,24 +694,34 @@ def record_commands(
     file_sha256: str,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Run checked commands (each with its line number) in one transaction, or none of them.
+    """Run checked commands (each with its line number) in one transaction, or none of them."""
+    with ledger.batch():
+        _run_step(ledger, commands, file_sha256, set(), progress)
+
+
+def _run_step(
+    ledger: Ledger,
+    commands: Sequence[tuple[int, Command]],
+    file_sha256: str,
+    touched: set[UUID],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Inside a batch: run one step of commands.
 
     The streams they touch are read in one go first; a stream that already holds events of
     this file means the file was imported before, and the whole file is refused.
     """
-    touched: set[UUID] = set()
-    with ledger.batch():
-        ledger.preload([command.stream_id for _, command in commands])
-        for number, command in commands:
-            if progress is not None:
-                progress(number)
-            try:
-                if command.stream_id not in touched:
-                    touched.add(command.stream_id)
-                    refuse_reimport(ledger, command.stream_id, file_sha256)
-                command.run(ledger)
-            except LedgerError as error:
-                raise InvalidInput(f"line {number}: {error}") from None
+    ledger.preload([command.stream_id for _, command in commands])
+    for number, command in commands:
+        if progress is not None:
+            progress(number)
+        try:
+            if command.stream_id not in touched:
+                touched.add(command.stream_id)
+                refuse_reimport(ledger, command.stream_id, file_sha256)
+            command.run(ledger)
+        except LedgerError as error:
+            raise InvalidInput(f"line {number}: {error}") from None
 
 
 def refuse_reimport(ledger: Ledger, stream_id: UUID, file_sha256: str) -> None:
@@ -676,13 +731,53 @@ def refuse_reimport(ledger: Ledger, stream_id: UUID, file_sha256: str) -> None:
             raise InvalidInput(f"this file (sha256 {file_sha256[:12]}…) was already imported; nothing was recorded")
 
 
-def import_file(ledger: Ledger, path: Path, *, historical: bool = False, progress: Callable[[int], None] | None = None) -> ImportResult:
+#: read files in blocks of this size (hashing, spooling standard input)
+_BLOCK = 1 << 20
+
+
+def import_file(
+    ledger: Ledger,
+    path: Path | None,
+    *,
+    historical: bool = False,
+    progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Import a JSON Lines file (``None``: standard input), streaming it: never the whole file in memory.
+
+    The file is hashed first (the hash is every event's provenance), then read line by line.
+    Standard input is spooled to a temporary file on the way, so it can be read twice.
+    """
+    import sys
+    import tempfile
+
+    name = "standard input" if path is None else str(path)
     try:
-        data = path.read_bytes()
+        with tempfile.TemporaryFile() if path is None else path.open("rb") as handle:
+            if path is None:
+                source = sys.stdin.buffer
+                while block := source.read(_BLOCK):
+                    handle.write(block)
+            sha = _sha256(handle)
+
+            def unchanged() -> None:
+                if _sha256(handle) != sha:
+                    raise InvalidInput(f"{name} changed while it was imported; nothing was recorded")
+
+            return import_lines(
+                ledger, handle, historical=historical, file_sha256=sha, progress=progress, dry_run=dry_run, at_end=unchanged
+            )
     except OSError as error:
-        raise InvalidInput(f"cannot read {path}: {error.strerror}") from None
-    sha = hashlib.sha256(data).hexdigest()
-    return import_lines(ledger, data.splitlines(), historical=historical, file_sha256=sha, progress=progress)
+        raise InvalidInput(f"cannot read {name}: {error.strerror or error}") from None
+
+
+def _sha256(handle: Any) -> str:
+    handle.seek(0)
+    digest = hashlib.sha256()
+    while block := handle.read(_BLOCK):
+        digest.update(block)
+    handle.seek(0)
+    return digest.hexdigest()
 
 
 def count_lines(path: Path) -> int:

@@ -9,8 +9,10 @@ notification order equal to commit order.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,9 @@ class Database:
     location: str
     env: dict[str, str]
     schema: str | None = None
+    #: the ledger cannot be written here (a SQLite file on a read-only mount or without write
+    #: permission); a SELECT-only PostgreSQL login is found out only when a write is refused
+    read_only: bool = False
 
     @property
     def events_table(self) -> str:
@@ -58,30 +63,61 @@ def resolve_database(url: str | None) -> Database:
     url = url or os.environ.get(DATABASE_ENV) or str(default_database_path())
     if url.startswith(("postgresql://", "postgres://")):
         return _postgres(url)
+    scheme = _SCHEME.match(url)
+    if scheme and scheme.group(1).lower() != "sqlite":
+        raise StorageError(
+            f"unknown database URL scheme {scheme.group(1)!r}: give a SQLite file path, sqlite:///PATH or postgresql://HOST/DBNAME"
+        )
     path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://")).expanduser()
     if path.is_dir():
         raise StorageError(f"{path} is a directory, not a database file")
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    read_only = path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": str(path),
+        # the library opens SQLITE_DBNAME as a URI: a read-only file is opened read-only
+        "SQLITE_DBNAME": sqlite_read_uri(path) if read_only else str(path),
         "SQLITE_LOCK_TIMEOUT": str(LOCK_TIMEOUT_SECONDS),
     }
-    return Database("sqlite", str(path), env)
+    return Database("sqlite", str(path), env, read_only=read_only)
+
+
+def sqlite_read_uri(path: Path) -> str:
+    """A URI that opens ``path`` for reading only, without writing beside it.
+
+    A WAL database opened read-only still needs its shared-memory file; in a folder that
+    cannot be written (an auditor's read-only snapshot) nobody can change the file either,
+    so it is opened as immutable.
+    """
+    writable_folder = os.access(path.resolve().parent, os.W_OK)
+    return path.resolve().as_uri() + ("?mode=ro" if writable_folder else "?immutable=1")
+
+
+#: ``scheme://`` at the start of a --db value (a Windows drive letter is one character)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+#: a schema name the ledger may use: a plain identifier, not one of the server's own schemas
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def _postgres(url: str) -> Database:
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+        port = parsed.port or 5432
+    except ValueError as error:  # a bad port ("abc", 99999) or an unclosed IPv6 bracket
+        raise StorageError(f"bad PostgreSQL URL: {error}") from None
     options = parse_qs(parsed.query)
     schema = options.get("schema", [None])[0]
+    if schema is not None:
+        if not _SCHEMA_NAME.match(schema):
+            raise StorageError(f"bad PostgreSQL URL: schema {schema!r} must be letters, digits and _ (not starting with a digit)")
+        if schema.lower().startswith("pg_") or schema.lower() == "information_schema":
+            raise StorageError(f"bad PostgreSQL URL: schema {schema!r} belongs to the server; choose another name")
     # a socket directory may come as ?host=/path (as libpq allows)
     host = parsed.hostname or options.get("host", ["127.0.0.1"])[0]
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
         "POSTGRES_HOST": host,
-        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_PORT": str(port),
         "POSTGRES_USER": unquote(parsed.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parsed.password or ""),
         "POSTGRES_LOCK_TIMEOUT": str(LOCK_TIMEOUT_SECONDS),
@@ -93,10 +129,19 @@ def _postgres(url: str) -> Database:
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema
-    location = f"postgresql://{host}:{parsed.port or 5432}/{env['POSTGRES_DBNAME']}"
+    location = f"postgresql://{host}:{port}/{env['POSTGRES_DBNAME']}"
     if schema:
         location += f"?schema={schema}"
     return Database("postgres", location, env, schema)
+
+
+class NoLedger(StorageError):
+    """The path or database holds no ledger, and the command would not create one."""
+
+
+def holds_ledger(url: str | None) -> bool:
+    """Whether ``url`` (a path or database URL) already holds a ledger; creates nothing."""
+    return events_table_exists(resolve_database(url))
 
 
 def first_line(error: BaseException) -> str:
@@ -110,7 +155,7 @@ def events_table_exists(database: Database) -> bool:
         if not path.exists() or path.stat().st_size == 0:
             return False
         try:
-            connection = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+            connection = sqlite3.connect(sqlite_read_uri(path), uri=True)
         except sqlite3.Error:
             return False  # let the library report what is wrong with the file
         try:
@@ -218,6 +263,48 @@ def _guards_in_force(ledger: Application[Any], database: Database) -> bool:
     return set(guard_names(database)) <= enabled
 
 
+@contextmanager
+def held_transaction(ledger: Application[Any]) -> Iterator[None]:
+    """Until the block ends, every read and write of the ledger's recorder runs in ONE
+    database transaction, committed at the end (rolled back on an error, or by the server
+    when the process is killed).
+
+    A long import saves in steps inside it, so memory stays bounded while the import stays
+    all or nothing; its reads (the streams of the next step) see what the earlier steps
+    saved. SQLite: the library's datastore hands every caller the one open cursor.
+    PostgreSQL: every caller gets the one connection; the library's own transactions nest
+    in it as savepoints. Other recorders (in memory) are left as they are.
+    """
+    datastore: Any = getattr(ledger.recorder, "datastore", None)
+    module = type(datastore).__module__
+    if module == "eventsourcing.sqlite":
+        with datastore.transaction(commit=True) as cursor:
+
+            @contextmanager
+            def same_cursor(*, commit: bool) -> Iterator[Any]:
+                yield cursor
+
+            datastore.transaction = same_cursor
+            try:
+                yield
+            finally:
+                del datastore.transaction
+    elif module == "eventsourcing.postgres":
+        with datastore.get_connection() as connection, connection.transaction():
+
+            @contextmanager
+            def same_connection() -> Iterator[Any]:
+                yield connection
+
+            datastore.get_connection = same_connection
+            try:
+                yield
+            finally:
+                del datastore.get_connection
+    else:
+        yield
+
+
 #: streams per SQLite query (its default limit on bound parameters is 32,766; older builds 999).
 _STREAMS_PER_QUERY = 900
 
@@ -281,7 +368,7 @@ def read_event_rows(database: Database, after: int = 0, batch_size: int = 20_000
     bounded = f" LIMIT {int(limit)}" if limit is not None else ""
     if database.backend == "sqlite":
         try:
-            connection = sqlite3.connect(Path(database.location).resolve().as_uri() + "?mode=ro", uri=True)
+            connection = sqlite3.connect(sqlite_read_uri(Path(database.location)), uri=True)
         except sqlite3.Error as error:
             raise StorageError(f"cannot read the ledger at {database.location}: {first_line(error)}") from None
         try:
@@ -337,6 +424,26 @@ def checkpoint_table_statements(database: Database) -> list[str]:
     ]
 
 
+def ensure_checkpoint_table(ledger: Application[Any], database: Database) -> None:
+    """Create the checkpoints table where it is missing; where it exists, write nothing
+    (a read-only ledger or a SELECT-only login can still be verified)."""
+    if _checkpoint_table_exists(ledger, database):
+        return
+    try:
+        execute_sql(ledger, checkpoint_table_statements(database))
+    except PersistenceError:
+        if not database.read_only and _checkpoint_table_exists(ledger, database):
+            raise  # lost a race
+        # a SELECT-only login: there are no stored checkpoints to read, and none can be stored
+
+
+def _checkpoint_table_exists(ledger: Application[Any], database: Database) -> bool:
+    if database.backend == "sqlite":
+        found = _query(ledger, database, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (CHECKPOINTS_TABLE,))
+        return bool(found)
+    return _query(ledger, database, "SELECT to_regclass(?)", (_qualified(database, CHECKPOINTS_TABLE),))[0][0] is not None
+
+
 def insert_checkpoint_row(ledger: Application[Any], database: Database, row: tuple[int, int, str, str | None, str, str]) -> None:
     """Store (size, position, root, last_leaf, frontier JSON, checkpoint JSON)."""
     _query(
@@ -351,6 +458,8 @@ def insert_checkpoint_row(ledger: Application[Any], database: Database, row: tup
 def select_checkpoint_rows(ledger: Application[Any], database: Database, latest_only: bool = False) -> list[tuple[Any, ...]]:
     """Stored checkpoints, oldest first: (size, position, root, last_leaf, frontier, checkpoint)."""
     order = "ORDER BY id DESC LIMIT 1" if latest_only else "ORDER BY id"
+    if not _checkpoint_table_exists(ledger, database):
+        return []  # a ledger read through a login that could not create the table
     return _query(
         ledger,
         database,
@@ -371,7 +480,7 @@ def append_only_guard_state(database: Database) -> dict[str, str]:
         path = Path(database.location)
         if not path.exists():
             return {}
-        connection = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        connection = sqlite3.connect(sqlite_read_uri(path), uri=True)
         try:
             if not connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone():
                 return {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from ledger.application import Ledger
 from ledger.errors import StorageError
 from ledger.storage import (
     OPEN_ERRORS,
     Database,
+    NoLedger,
     create_schema,
     events_table_exists,
     first_line,
@@ -20,19 +22,34 @@ from ledger.storage import (
 from ledger.values import utcnow
 
 
-def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow) -> tuple[Ledger, Database]:
-    """Open (creating on first use) the ledger at ``url`` with its append-only guards."""
+def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow, *, create: bool = True) -> tuple[Ledger, Database]:
+    """Open the ledger at ``url`` with its append-only guards.
+
+    ``create``: make a new, empty ledger where there is none (commands that record, and
+    ``init``). Without it a missing ledger is a NoLedger error and nothing is created: no
+    directory, no file, no schema. A ledger that cannot be written (``read_only``) is
+    opened for reading, without reinstalling its guards.
+    """
     database = resolve_database(url)
     env = dict(database.env)
     if events_table_exists(database):
         # the library would re-run CREATE … IF NOT EXISTS, which on PostgreSQL queues
         # behind an import's table lock: a reader must not wait for a writer
         env["CREATE_TABLE"] = "no"
+    elif database.read_only:
+        raise NoLedger(f"no ledger at {database.location} (and it cannot be written)")
+    elif not create:
+        raise NoLedger(f"no ledger at {database.location} (create one with 'refledger init', or by recording an event)")
     elif database.schema:
         create_schema(database)
+    elif database.backend == "sqlite":
+        Path(database.location).parent.mkdir(parents=True, exist_ok=True)
+    if create and database.read_only:
+        raise StorageError(f"the ledger at {database.location} is read-only: nothing can be recorded in it")
     try:
         ledger = Ledger(env=env, clock=clock, stream_reader=read_streams)
-        install_append_only_guards(ledger, database)
+        if not database.read_only:
+            install_append_only_guards(ledger, database)
     except OPEN_ERRORS as error:
         raise StorageError(f"cannot open the ledger at {database.location}: {first_line(error)}") from None
     return ledger, database

@@ -758,6 +758,26 @@ class ReadModels:
         self._datastore: Any = recorder.datastore
         self._streams: dict[UUID, tuple[str, str | None]] = {}
         self._ready = False
+        #: False when the ledger cannot be written and the tables live in a temporary store
+        self.stored = True
+        self._temporary: Any = None
+        if backend == "sqlite" and _opened_read_only(recorder.datastore):
+            self._use_temporary_store()
+
+    def _use_temporary_store(self) -> None:
+        """Keep the tables in a temporary SQLite file: the ledger itself cannot be written.
+
+        The same catch-up fills them from the same log, so the answers are the same; they
+        are thrown away when the process ends (a file, not memory: a big ledger's tables
+        need not fit in memory).
+        """
+        import tempfile
+
+        from eventsourcing.sqlite import SQLiteDatastore
+
+        self._temporary = tempfile.TemporaryDirectory(prefix="refledger-rm-")
+        self._datastore = SQLiteDatastore(f"{self._temporary.name}/read-models.sqlite")
+        self.backend, self._prefix, self._ready, self.stored = "sqlite", "", False, False
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -911,7 +931,14 @@ class ReadModels:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._catch_up(reset, round_events, page_size, progress)
+            try:
+                return self._catch_up(reset, round_events, page_size, progress)
+            except PersistenceError as error:
+                if not self.stored or not _write_refused(error):
+                    raise
+                # a SELECT-only login (or a file that turned read-only): same answer, kept apart
+                self._use_temporary_store()
+                return self._catch_up(reset, ROUND_EVENTS[self.backend], page_size, progress)
         finally:
             if collecting:
                 gc.enable()
@@ -1501,6 +1528,21 @@ def _open_from_folds(referral: str, history: _History, at: datetime, overdue: Ma
         open_subjects=open_subjects,
         overdue=dict(overdue),
     )
+
+
+def _opened_read_only(datastore: Any) -> bool:
+    """Whether the library's SQLite datastore was opened read-only (see ledger.storage)."""
+    name = str(getattr(getattr(datastore, "pool", None), "db_name", ""))
+    return name.startswith("file:") and ("mode=ro" in name or "immutable=1" in name)
+
+
+#: how the databases word a refused write: SQLite's read-only file, PostgreSQL's missing privilege
+_REFUSED_WRITE = ("readonly database", "read-only", "permission denied", "must be owner")
+
+
+def _write_refused(error: BaseException) -> bool:
+    text = str(error).lower()
+    return any(words in text for words in _REFUSED_WRITE)
 
 
 def _backend_of(datastore: object) -> str | None:

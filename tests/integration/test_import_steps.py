@@ -1,0 +1,49 @@
+"""An import saved in steps (aggregates forgotten between steps) records what one save records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import ledger.importing as importing
+from ledger.application import Ledger
+from ledger.errors import InvalidInput
+from ledger.storage import resolve_database
+from ledger.verification import verify_ledger
+from tests.conftest import EXAMPLES, raw_execute, synthetic_lines
+
+
+def stored(url: str) -> list[tuple[object, ...]]:
+    database = resolve_database(url)
+    return raw_execute(url, f"SELECT originator_id, originator_version, topic FROM {database.events_table} ORDER BY originator_id, originator_version")
+
+
+def test_small_steps_that_forget_every_stream_record_the_same_history(
+    database_url: str, open_at: Callable[..., Ledger], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a file whose referrals run across many steps (lines interleaved by referral)
+    lines = synthetic_lines(40)
+    interleaved = [lines[i] for k in range(11) for i in range(k, len(lines), 11)]
+    source = tmp_path / "interleaved.jsonl"
+    source.write_bytes(b"\n".join(interleaved) + b"\n")
+    # When it is imported in steps of 7 lines, every loaded stream forgotten after each step
+    monkeypatch.setattr(importing, "STEP_LINES", 7)
+    monkeypatch.setattr(importing, "KEEP_EVENTS", 0)
+    ledger = open_at()
+    result = importing.import_file(ledger, source)
+    # Then every line is recorded once, in order, with sound chains
+    assert result.events == len(interleaved)
+    assert len(stored(database_url)) == len(interleaved)
+    assert verify_ledger(ledger, resolve_database(database_url)).sound
+    # and a re-import is still refused, by a line of a later step too
+    with pytest.raises(InvalidInput, match="already imported"):
+        importing.import_file(ledger, source)
+    # and a bad line in a later step leaves nothing of the earlier steps
+    before = stored(database_url)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes((EXAMPLES / "cybertip.jsonl").read_bytes() + b'{"type": "bogus"}\n')
+    with pytest.raises(InvalidInput, match=r"^line 46: "):
+        importing.import_file(ledger, bad, historical=True)
+    assert stored(database_url) == before
