@@ -10,6 +10,7 @@ from commands.audit import audit_group, backlog_command, projections_group
 from commands.demo import demo
 from commands.directory import accountable_command, directory_group, person_group, role_group, secondment_group, unit_group
 from commands.integrity import checkpoint, keygen, proof, verify, verify_proof_command
+from commands.looking import export_command, referrals_command, show_command
 from commands.migration import migration_group
 from commands.obligations import obligations_command, policy_group
 from commands.ownership import history_command, owner_command, timeline_command
@@ -180,6 +181,73 @@ main.add_command(demo)
 main.add_command(migration_group)
 for _directory_command in (unit_group, person_group, role_group, secondment_group, directory_group, accountable_command):
     main.add_command(_directory_command)
+main.add_command(referrals_command)
+main.add_command(show_command)
+main.add_command(export_command)
+
+
+@main.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for refledger (commands, options, choices).
+
+    Add it to the shell's start-up file, e.g. for bash in ~/.bashrc.
+
+    \b
+    Example:
+      eval "$(refledger completion bash)"
+    """
+    from click.shell_completion import get_completion_class
+
+    found = get_completion_class(shell)
+    assert found is not None  # the three shells above are click's own
+    click.echo(found(main, {}, "refledger", "_REFLEDGER_COMPLETE").source())
+
+
+def _session_setter(name: str) -> Any:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value:
+            from commands.session import session
+
+            setattr(session(ctx), name, value)
+        return value
+
+    return store
+
+
+#: the global options a user may also give after the command (``refledger owner R-1 --db x``)
+_GLOBAL_AFTER = (
+    ("--db", "db", "URL|PATH", "SQLite file or postgresql:// URL (as 'refledger --db').", False),
+    ("--as", "actor_text", "PERSON:ROLE@UNIT", "Who records (as 'refledger --as').", False),
+    ("--json", "as_json", None, "Print JSON (as 'refledger --json').", True),
+)
+
+
+def _accept_global_options_after(command: click.Command) -> None:
+    """Give every command the global options it does not define itself, setting the session's."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_global_options_after(sub)
+        return
+    taken = {opt for param in command.params for opt in getattr(param, "opts", ())}
+    for flag, name, metavar, text, is_flag in _GLOBAL_AFTER:
+        if flag in taken:
+            continue
+        command.params.append(
+            click.Option(
+                [flag, f"_global_{name}"],
+                is_flag=is_flag,
+                metavar=metavar,
+                help=text,
+                hidden=True,
+                expose_value=False,
+                callback=_session_setter(name),
+            )
+        )
+
+
+for _command in main.commands.values():
+    _accept_global_options_after(_command)
 
 
 if __name__ == "__main__":

@@ -401,7 +401,7 @@ def rebuild_command(fmt: str | None) -> None:
     emit(
         fmt,
         data,
-        text=f"Rebuilt from {result.entries} log entries ({result.referrals_folded} referrals) in {result.seconds:.1f} s "
+        text=f"Rebuilt from {result.entries} log entries ({_plural(result.referrals_folded, 'referral')}) in {result.seconds:.1f} s "
         f"({result.entries_per_second:,.0f} entries/s); position {status.position}, head {status.head}.",
     )
 

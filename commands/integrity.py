@@ -13,7 +13,7 @@ from typing import Any
 import click
 import orjson
 
-from commands.output import emit, output_options
+from commands.output import emit, output_options, plural
 from commands.session import FindingsExit, session
 from commands.transparency import _check_witnesses, _load_checkpoints, _require_key_for_notes, _witness_text, witness_options
 
@@ -155,7 +155,7 @@ def checkpoint(key: Path | None, out: Path | None, leaves: Path | None, note: Pa
     }
     signed = "signed" if found.signature else "unsigned"
     lines = [
-        f"Checkpoint of {found.size} events ({made.new_events} new), {signed}, at {found.time}.",
+        f"Checkpoint of {plural(found.size, 'event')} ({made.new_events} new), {signed}, at {found.time}.",
         f"Root: {found.root}",
     ]
     if out is not None:
@@ -244,18 +244,18 @@ def verify(
 def _verification_text(result: Any) -> str:
     lines = []
     if result.sound:
-        lines.append(f"Sound: {result.events} events in {result.streams} streams; every hash chain holds.")
+        lines.append(f"Sound: {plural(result.events, 'event')} in {plural(result.streams, 'stream')}; every hash chain holds.")
     else:
-        lines.append(f"NOT SOUND: {result.findings_total} finding(s) in {result.events} events.")
+        lines.append(f"NOT SOUND: {result.findings_total} finding(s) in {plural(result.events, 'event')}.")
         for finding in result.findings[:20]:
             lines.append(f"  - {finding.describe()}")
         if result.findings_total > 20:
             lines.append(f"  … and {result.findings_total - 20} more (--json lists the first 100)")
-    lines.append(f"Merkle root of {result.events} events: {result.root}")
+    lines.append(f"Merkle root of {plural(result.events, 'event')}: {result.root}")
     for check in ([result.checkpoint] if result.checkpoint else []) + list(result.others):
         stands = "the ledger extends it" if check.extends else "the ledger does NOT extend it"
         at = "" if getattr(check.checkpoint, "note", None) else f" at {check.checkpoint.time}"
-        lines.append(f"Checkpoint of {check.checkpoint.size} events{at} (signature: {check.signature}): {stands}.")
+        lines.append(f"Checkpoint of {plural(check.checkpoint.size, 'event')}{at} (signature: {check.signature}): {stands}.")
     if result.stored_checked:
         lines.append(f"Checkpoints stored in the database: {result.stored_matching} of {result.stored_checked} match.")
     lines += [f"Note: {note}" for note in result.notes]
@@ -284,6 +284,7 @@ def proof(reference: str, out: Path | None, fmt: str | None) -> None:
     if out is not None and out.exists():
         raise click.ClickException(f"{out} already exists; choose another name")
     ledger, database = session().open()
+    ledger.referral_events(reference)  # an unknown referral: "referral … is not in the ledger"
     try:
         document = export_proof(ledger, database, reference)
     except LedgerTampered as error:
@@ -303,7 +304,7 @@ def proof(reference: str, out: Path | None, fmt: str | None) -> None:
     emit(
         fmt,
         data,
-        text=f"Wrote {data['events']} events of {reference} with inclusion proofs to {out} (checkpoint size {data['checkpoint_size']}{later}).",
+        text=f"Wrote {data['events']} event{'' if data['events'] == 1 else 's'} of {reference} with inclusion proofs to {out} (checkpoint size {data['checkpoint_size']}{later}).",
     )
 
 
@@ -359,8 +360,8 @@ def verify_proof_command(
             result = replace(result, findings=(*result.findings, f"the checkpoint note's signature: {status}"))
         witnessed = _check_witnesses(note, witness_keys, witnesses)
     lines = [
-        f"{'Sound' if result.sound else 'NOT SOUND'}: {result.events} events of {result.referral} "
-        f"against the checkpoint of {result.checkpoint.size} events at {result.checkpoint.time} (signature: {result.signature})."
+        f"{'Sound' if result.sound else 'NOT SOUND'}: {plural(result.events, 'event')} of {result.referral} "
+        f"against the checkpoint of {plural(result.checkpoint.size, 'event')} at {result.checkpoint.time} (signature: {result.signature})."
     ]
     lines += [f"  - {finding}" for finding in result.findings]
     data = result.as_dict()

@@ -18,13 +18,45 @@ F = TypeVar("F", bound=Callable[..., Any])
 JSON, CSV, TEXT = "json", "csv", "text"
 
 
+#: ``click.Context.meta`` keys of the table options (read by ``emit``)
+LIMIT, SORT = "refledger.limit", "refledger.sort"
+
+
+def _keep(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            ctx.meta[key] = value
+        return value
+
+    return store
+
+
 def output_options(tabular: bool = True) -> Callable[[F], F]:
-    """Add --json (and --csv for tabular answers) to a query command as ``fmt``."""
+    """Add --json (and --csv, --limit and --sort for tabular answers) to a query command as ``fmt``."""
 
     def decorate(command: F) -> F:
         options = [click.option("--json", "fmt", flag_value=JSON, help="Print JSON.")]
         if tabular:
             options.append(click.option("--csv", "fmt", flag_value=CSV, help="Print CSV."))
+            options.append(
+                click.option(
+                    "--sort",
+                    metavar="COLUMN",
+                    expose_value=False,
+                    callback=_keep(SORT),
+                    help="Sort the rows by COLUMN (-COLUMN: descending).",
+                )
+            )
+            options.append(
+                click.option(
+                    "--limit",
+                    type=click.IntRange(min=1),
+                    metavar="N",
+                    expose_value=False,
+                    callback=_keep(LIMIT),
+                    help="Only the first N rows (after --sort).",
+                )
+            )
         for option in reversed(options):
             command = option(command)
         return command
@@ -104,7 +136,40 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # empty cells last; numbers as numbers, everything else as its printed text
+    if value is None or value == "":
+        return (2, "")
+    if isinstance(value, bool):
+        return (1, str(value))
+    if isinstance(value, int | float):
+        return (0, value)
+    return (1, _cell(value))
+
+
+def arrange(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None) -> list[Mapping[str, Any]]:
+    """The rows as --sort and --limit ask (of the current command), unchanged without them."""
+    meta = click.get_current_context().meta if click.get_current_context(silent=True) else {}
+    arranged = list(rows)
+    order = meta.get(SORT)
+    if order:
+        name, descending = (order[1:], True) if order.startswith("-") else (order, False)
+        known = list(columns or (rows[0] if rows else ()))
+        if rows and name not in known and name not in rows[0]:
+            raise click.UsageError(f"--sort: no column {name!r}; the columns are {', '.join(known)}")
+        empty = [row for row in arranged if row.get(name) in (None, "")]
+        filled = sorted(
+            (row for row in arranged if row.get(name) not in (None, "")), key=lambda row: _sort_key(row.get(name)), reverse=descending
+        )
+        arranged = filled + empty
+    limit = meta.get(LIMIT)
+    if limit is not None:
+        arranged = arranged[:limit]
+    return arranged
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None = None, *, intro: str | None = None) -> None:
+    """A table for people; on a terminal, a table longer than the screen goes through a pager."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -114,7 +179,15 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title
         table.add_column(column.replace("_", " "), overflow="fold")
     for row in rows:
         table.add_row(*(escape(safe_line(_cell(row.get(c)))) for c in columns))  # cell text is data, not markup
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    terminal = sys.stdout.isatty()
+    console = Console(width=None if terminal else 160)
+    with console.capture() as captured:
+        console.print(table)
+    text = (safe_text(intro) + "\n" if intro else "") + captured.get()
+    if terminal and text.count("\n") > console.size.height - 2:
+        click.echo_via_pager(text)
+    else:
+        click.echo(text, nl=False)
 
 
 def emit(
@@ -128,6 +201,11 @@ def emit(
 ) -> None:
     """Print ``data`` as JSON, ``rows`` as CSV, or ``text`` and/or a table for people."""
     chosen = resolve_format(fmt)
+    if rows is not None:
+        arranged = arrange(rows, columns)
+        if isinstance(data, dict) and data.get("rows") is rows:
+            data = {**data, "rows": arranged}  # --sort/--limit shape the JSON rows too
+        rows = arranged
     if chosen == JSON:
         click.echo(to_json(data))
         return
@@ -138,13 +216,13 @@ def emit(
             raise click.UsageError("this answer is not a table; use --json")
         click.echo(to_csv(rows, columns), nl=False)
         return
+    if rows is not None and columns is not None and rows:
+        print_table(rows, columns, title, intro=text or None)
+        return
     if text:
         click.echo(safe_text(text))
-    if rows is not None and columns is not None:
-        if rows:
-            print_table(rows, columns, title)
-        elif not text:
-            click.echo("Nothing found.")
+    if rows is not None and columns is not None and not text:
+        click.echo("Nothing found.")
 
 
 def write_out(path: Any, data: bytes, *, force: bool = False) -> None:
@@ -172,3 +250,8 @@ def write_out(path: Any, data: bytes, *, force: bool = False) -> None:
     except OSError as error:
         os.unlink(path)
         raise click.ClickException(f"cannot write {safe_line(str(path))}: {error.strerror}") from None
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 event``, ``2 events`` (``words`` for irregular plurals: ``late entries``)."""
+    return f"{count} {word if count == 1 else words or word + 's'}"

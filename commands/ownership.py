@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.output import output_options
+from commands.output import output_options, plural
 
 if TYPE_CHECKING:
     from projections.ownership import OwnerAnswer
@@ -251,4 +251,4 @@ def timeline_heading(document: dict[str, Any]) -> str:
     events = document["events"]
     late = sum(1 for row in events if row["late"])
     known = f", as known at {document['as_known_at']}" if document["as_known_at"] else ""
-    return f"{document['referral']}: {len(events)} events in the order they happened{known}; {late} late entr{'y' if late == 1 else 'ies'}."
+    return f"{document['referral']}: {plural(len(events), 'event')} in the order they happened{known}; {late} late entr{'y' if late == 1 else 'ies'}."

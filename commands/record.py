@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from commands.output import emit
+from commands.output import emit, plural
 from commands.session import session
 from ledger.importing import AMENDMENT_TYPES, RECORD_TYPES, Field, RecordType
 
@@ -189,7 +189,7 @@ def import_command(file: Path, historical: bool, dry_run: bool, fmt: str | None)
         result = import_file(ledger, source, historical=historical, dry_run=dry_run, importer=_importer())
     name = "standard input" if stdin else str(file)
     data: dict[str, Any] = {"file": name, "sha256": result.file_sha256, "events": result.events, "referrals": result.referrals}
-    what = f"{result.events} events on {result.referrals} referrals from {name}"
+    what = f"{plural(result.events, 'event')} on {plural(result.referrals, 'referral')} from {name}"
     if dry_run:
         data["dry_run"] = True
     emit(fmt, data, text=f"Checked {what}: all would be recorded; nothing was." if dry_run else f"Imported {what}.")

@@ -7,6 +7,7 @@ file with ``projections.report`` and write it; the summary goes through ``emit``
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +23,16 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 _EXISTING = click.Path(dir_okay=False, exists=True, path_type=Path)
 _MARKDOWN_SUFFIXES = (".md", ".markdown")
 STDOUT = Path("-")
+MARKDOWN = "md"
 
 
 @click.command("report")
-@click.argument("reference", metavar="REFERRAL")
+@click.argument("reference", metavar="[REFERRAL]", required=False)
+@click.option(
+    "--portfolio",
+    is_flag=True,
+    help="The morning page instead of a case file: open referrals per unit by age, running gaps, overdue by rule and unit, late entries awaiting attestation.",
+)
 @click.option(
     "--at", "at_text", metavar="T", help="The report's instant: the case as it stood at T (ISO 8601 with zone, or a date; default now)."
 )
@@ -63,7 +70,8 @@ STDOUT = Path("-")
 )
 @output_options(tabular=False)
 def report_command(
-    reference: str,
+    reference: str | None,
+    portfolio: bool,
     at_text: str | None,
     known_text: str | None,
     out: Path | None,
@@ -87,9 +95,15 @@ def report_command(
     obligations and timeline. Exit 3 when the ledger does not verify (the file is written
     and says so).
 
+    With --portfolio (and no REFERRAL) it writes the morning page for a head of unit: one
+    self-contained page, as known at --at, with a chart and a table per section (backlog
+    by age band per unit, running gaps on a time axis, overdue by rule and by unit, late
+    entries awaiting attestation), every figure as backlog and audit answer it.
+
     \b
     Example:
       refledger report R-2012-0716 --out case-file.html
+      refledger report --portfolio --out morning.html --pdf morning.pdf
       refledger report R-2012-0716 --at 2013-12-01 --as-known-at 2013-12-01 --out then.md
       refledger report R-2012-0716 --pdf case-file.pdf --checkpoint checkpoint.json --public-key auditor.key.pub
     """
@@ -97,10 +111,21 @@ def report_command(
     from ledger.checkpointing import latest_checkpoint
     from ledger.transparency import load_checkpoint
     from ledger.verification import verify_ledger
-    from projections.report import HTML, MARKDOWN, ChromiumMissing, case_file, find_chromium, integrity_statement, render
+    from projections.report import HTML, ChromiumMissing, case_file, find_chromium, integrity_statement, render
 
     if out is None and pdf is None:
         raise click.UsageError("say where to write the case file: --out FILE (or - for standard output), --pdf FILE, or both")
+    if portfolio:
+        if reference is not None:
+            raise click.UsageError("--portfolio covers every referral; leave out REFERRAL")
+        if report_format == MARKDOWN or known_text is not None or checkpoint_file is not None or public_key is not None:
+            raise click.UsageError(
+                "--portfolio writes HTML (and PDF) as known at --at; --format md, --as-known-at, --checkpoint and --public-key are for case files"
+            )
+        _portfolio_page(at_text, out, pdf, fmt)
+        return
+    if reference is None:
+        raise click.UsageError("name the REFERRAL of the case file, or give --portfolio for the morning page")
     chosen = report_format or (MARKDOWN if out is not None and out.suffix.lower() in _MARKDOWN_SUFFIXES else HTML)
     if pdf is not None and find_chromium() is None:
         # before any work: a PDF was asked for and cannot be made
@@ -114,8 +139,7 @@ def report_command(
 
     current = session()
     ledger, database = current.open()
-    # whole seconds: the instant is printed throughout the document
-    at = instant_option(at_text, "--at") or ledger.clock().replace(microsecond=0)
+    at = instant_option(at_text, "--at") or _now_in_whole_seconds(ledger.clock())
     as_known_at = instant_option(known_text, "--as-known-at")
     events = ledger.referral_events(reference)
     subjects = ledger.subject_events(reference)
@@ -157,6 +181,55 @@ def report_command(
         raise FindingsExit(f"Verification failed: {first.describe() if first else 'see the report'}; the case file says so")
 
 
+def _now_in_whole_seconds(now: datetime) -> datetime:
+    """Now, rounded up to the second: printed throughout the document, and never before an
+    entry recorded a moment ago (``report`` straight after ``receive`` must see the receipt)."""
+    whole = now.replace(microsecond=0)
+    return whole if whole == now else whole + timedelta(seconds=1)
+
+
+def _portfolio_page(at_text: str | None, out: Path | None, pdf: Path | None, fmt: str | None) -> None:
+    from commands.audit import read_models
+    from ledger.values import iso
+    from projections.portfolio import morning_page, morning_summary, render_morning
+    from projections.report import ChromiumMissing, find_chromium, print_to_pdf
+
+    if pdf is not None and find_chromium() is None:
+        raise ChromiumMissing(
+            "--pdf needs headless Chromium and none was found: install it (Debian: apt-get install chromium) or set REFLEDGER_CHROMIUM to its path"
+        )
+    models = read_models()
+    at = instant_option(at_text, "--at") or _now_in_whole_seconds(models.ledger.clock())
+    page = morning_page(models, at, generated_at=_now_in_whole_seconds(models.ledger.clock()))
+    document = render_morning(page)
+    written = []
+    if out == STDOUT:
+        click.echo(document, nl=False)
+    elif out is not None:
+        _write(out, document)
+        written.append(str(out))
+    if pdf is not None:
+        with tempfile.TemporaryDirectory(prefix="refledger-report-") as folder:
+            html = Path(folder) / "morning.html"
+            html.write_text(document, encoding="utf-8")
+            print_to_pdf(html, pdf)
+        written.append(str(pdf))
+    if out == STDOUT:
+        return
+    summary = morning_summary(page)
+    lines = [f"Wrote the morning page to {path}" for path in written]
+    lines.append(
+        f"As at {iso(at)}, as known then: {_count(summary['open_referrals'], 'open referral')} ({summary['unowned']} unowned), "
+        f"{_count(summary['running_gaps'], 'running gap')}, {_count(summary['overdue'], 'obligation')} overdue, "
+        f"{_count(summary['awaiting_attestation'], 'late entry', 'late entries')} awaiting attestation."
+    )
+    emit(
+        fmt,
+        {"out": str(out) if out else None, "pdf": str(pdf) if pdf else None, "bytes": len(document.encode()), "summary": summary},
+        text="\n".join(lines),
+    )
+
+
 def _summary(case: CaseFile) -> dict[str, Any]:
     from projections.report import case_file_summary
 
@@ -190,7 +263,9 @@ def report_sentence(case: CaseFile, paths: list[str]) -> str:
         verified = "ledger not verified"
     elif integrity.sound:
         point = integrity.checkpoint
-        verified = "ledger verified" + (f" against the checkpoint of {point.size} events" if point is not None and point.holds else "")
+        verified = "ledger verified" + (
+            f" against the checkpoint of {_count(point.size, 'event')}" if point is not None and point.holds else ""
+        )
     else:
         verified = "ledger NOT verified"
     lines = [f"Wrote the case file of {case.reference} to {path}" for path in paths]

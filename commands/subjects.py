@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from commands.output import emit, output_options
+from commands.output import emit, output_options, plural
 from commands.session import instant_option, session
 from ledger.subject_csv import (
     DISSEMINATE_LAYOUT,
@@ -80,7 +80,7 @@ def _record_file(
             "events": total,
             "recorded": dict(sorted(recorded.events.items())),
         },
-        text=f"Recorded {total} events ({kinds}) on {recorded.rows} subjects of {reference} from {table.path}.",
+        text=f"Recorded {plural(total, 'event')} ({kinds}) on {plural(recorded.rows, 'subject')} of {reference} from {table.path}.",
     )
 
 

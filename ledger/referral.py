@@ -528,8 +528,10 @@ class Referral(Amendable, Aggregate, created_event_name="Received"):
     def check_open_at(self, entry: Entry) -> None:
         """For events recorded on the referral's subjects: the referral must be open then."""
         check_clocks(self.reference, entry, earliest=self.received_at, last_recorded=None)
-        if self.state_at(entry.occurred_at).status == CLOSED:
-            raise RuleViolation("closed-referral", f"{self.reference} was closed at {iso(entry.occurred_at)}; reopen it first")
+        state = self.state_at(entry.occurred_at)
+        if state.status == CLOSED:
+            closed = iso(state.closed_at) if state.closed_at is not None else "an earlier time"
+            raise RuleViolation("closed-referral", f"{self.reference} was closed at {closed}; reopen it first ({iso(entry.occurred_at)})")
 
     def _record(self, event_class: type[LedgerEvent], entry: Entry, **fields: Any) -> None:
         check_clocks(self.reference, entry, earliest=self.received_at, last_recorded=self.history[-1].recorded_at)
@@ -620,7 +622,8 @@ class ReferralState:
         if self.status == CLOSED:
             if kind in (Referral.Reopened, Referral.NoteAdded):
                 return None
-            return ("closed-referral", "the referral is closed; only a reopening or a note can be recorded")
+            closed = f" at {iso(self.closed_at)}" if self.closed_at is not None else ""
+            return ("closed-referral", f"the referral was closed{closed}; only a reopening or a note can be recorded")
         if kind is Referral.Reopened:
             return ("reopen-closed-only", "the referral is not closed")
         if kind is Referral.OwnershipOffered:

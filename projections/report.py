@@ -366,7 +366,12 @@ def _label(ref: dict[str, Any] | None) -> str | None:
     if ref is None:
         return None
     line = f", line {ref['line']}" if ref.get("line") is not None else ""
-    return f"v{ref['version']} {ref['type']}{line}"
+    return f"v{ref['version']} {words(ref['type'])}{line}"
+
+
+def words(name: str) -> str:
+    """An event type or rule read as words: ``ownership_accepted`` → ``ownership accepted``."""
+    return name.replace("_", " ")
 
 
 def _spans(history: OwnershipHistory, events: Sequence[LedgerEvent], at: datetime) -> Iterable[Span]:
@@ -1004,7 +1009,7 @@ def _claim_title(claim: Mapping[str, str], when: datetime) -> str:
 
 def _lag_label(row: TimelineRow) -> str:
     who = f"{row.subject} " if row.subject else ""
-    return f"{who}{row.type} +{days(row.lag):.2f} d"
+    return f"{who}{words(row.type)} +{days(row.lag):.2f} d"
 
 
 # --- rendering --------------------------------------------------------------------------------

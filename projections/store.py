@@ -108,6 +108,7 @@ __all__ = [
     "TABLES",
     "CatchUp",
     "GapRow",
+    "ListedReferral",
     "OverdueRow",
     "ProjectionStopped",
     "ReadModels",
@@ -196,6 +197,7 @@ class ReferralRow(NamedTuple):
     subjects: int
     events: int
     last_recorded_us: int
+    originator: str
 
 
 class IntervalRow(NamedTuple):
@@ -283,7 +285,7 @@ _T, _N, _NN, _R = "TEXT", "BIGINT", "BIGINT NOT NULL", "DOUBLE PRECISION"
 _TN = "TEXT NOT NULL"
 
 STREAMS = _Table("rm_streams", StreamRow, (_TN, _TN, _T), ("stream_id",), (("referral",),))
-REFERRALS = _Table("rm_referrals", ReferralRow, (_TN, _TN, _NN, _NN, _TN, _T, _TN, _NN, _NN, _NN), ("referral",))
+REFERRALS = _Table("rm_referrals", ReferralRow, (_TN, _TN, _NN, _NN, _TN, _T, _TN, _NN, _NN, _NN, _TN), ("referral",))
 # No index but the key: lookups "this referral's owner at T" must use it (an index on
 # (kind, start_us) tempts SQLite's planner into scanning every owner interval per row).
 INTERVALS = _Table("rm_intervals", IntervalRow, (_TN, _TN, _NN, _T, _T, _NN, _NN, _N, _N, _NN, _N), ("referral", "kind", "seq"))
@@ -405,6 +407,7 @@ def referral_rows(
         subjects=len(subject_events),
         events=len(every),
         last_recorded_us=to_us(last_recorded),
+        originator=_receipt(referral_events).originator,
     )
     return ReferralRows(
         referral=summary,
@@ -419,11 +422,15 @@ def referral_rows(
     )
 
 
-def _received_recorded_us(referral_events: Sequence[LedgerEvent]) -> int:
+def _receipt(referral_events: Sequence[LedgerEvent]) -> Referral.Received:
     for event in referral_events:
         if isinstance(event, Referral.Received):
-            return to_us(event.recorded_at)
+            return event
     raise ProjectionStopped("a referral's stream has no receipt")
+
+
+def _received_recorded_us(referral_events: Sequence[LedgerEvent]) -> int:
+    return to_us(_receipt(referral_events).recorded_at)
 
 
 def _cadence_us(rule: str, band: str | None, policy: Policy) -> int | None:
@@ -697,6 +704,38 @@ class _Round:
 
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+@dataclass(frozen=True)
+class ListedReferral:
+    """One row of ``refledger referrals``: a referral as known at the instant asked about."""
+
+    referral: str
+    originator: str
+    status: str
+    owner_unit: str | None
+    custodian_unit: str
+    received_at: datetime
+    age_days: float
+    days_unowned: float
+    overdue: int
+
+    @property
+    def unowned(self) -> bool:
+        return self.status == OPEN and self.owner_unit is None
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "referral": self.referral,
+            "status": self.status,
+            "owner_unit": self.owner_unit,
+            "custodian_unit": self.custodian_unit,
+            "originator": self.originator,
+            "received_at": self.received_at,
+            "age_days": self.age_days,
+            "days_unowned": self.days_unowned,
+            "overdue": self.overdue,
+        }
 
 
 class ReadModels:
@@ -1394,6 +1433,80 @@ class ReadModels:
                 found.append(exact_row)
         found.sort(key=lambda item: item.referral)
         return found
+
+    def referrals(self, at: datetime, *, exact: bool = True) -> list[ListedReferral]:
+        """Every referral received by ``at``, as known at ``at``: status, holders, age, days unowned, overdue.
+
+        Days unowned add up the gaps up to ``at`` (a running gap counts to ``at``); overdue
+        counts the obligations open and overdue at ``at``, judged as ``audit overdue`` judges them.
+        """
+        self.catch_up()
+        t = {"t": to_us(at)}
+        base = self._select(
+            f"SELECT referral, originator, received_us FROM {self._table('rm_referrals')} "
+            "WHERE received_us <= :t AND received_recorded_us <= :t",
+            t,
+        )
+        holding: dict[str, dict[str, str | None]] = {}
+        for row in self._select(
+            f"SELECT i.referral, i.kind, i.unit FROM {self._table('rm_intervals')} i "
+            f"WHERE i.kind IN ('{OWNER}', '{CUSTODY}', '{OPEN_PERIOD}') AND {self._contains('i', False)}",
+            t,
+        ):
+            holding.setdefault(row["referral"], {})[row["kind"]] = row["unit"]
+        unowned_us: dict[str, int] = {}
+        for row in self._select(
+            f"SELECT referral, start_us, end_us, end_recorded_us FROM {self._table('rm_intervals')} "
+            "WHERE kind = :kind AND start_us <= :t AND start_recorded_us <= :t",
+            {**t, "kind": GAP},
+        ):
+            end = row["end_us"] if row["end_us"] is not None and row["end_recorded_us"] <= t["t"] else t["t"]
+            unowned_us[row["referral"]] = unowned_us.get(row["referral"], 0) + max(min(end, t["t"]) - row["start_us"], 0)
+        skip = self._ambiguous(at) if exact else set()
+        histories = self._fold_histories(skip)
+        overdue: dict[str, int] = {}
+        for found in self._overdue(at, False, None, skip, histories):
+            overdue[found.referral] = overdue.get(found.referral, 0) + 1
+        listed = []
+        for row in base:
+            referral = row["referral"]
+            if referral in skip:
+                continue
+            held = holding.get(referral, {})
+            listed.append(
+                ListedReferral(
+                    referral=referral,
+                    originator=row["originator"],
+                    status=OPEN if OPEN_PERIOD in held else "closed",
+                    owner_unit=held.get(OWNER),
+                    custodian_unit=held.get(CUSTODY) or "",
+                    received_at=from_us(row["received_us"]),
+                    age_days=days(at - from_us(row["received_us"])),
+                    days_unowned=days(unowned_us.get(referral, 0) * _MICROSECOND),
+                    overdue=overdue.get(referral, 0),
+                )
+            )
+        for referral, history in histories.items():
+            try:
+                folded = ownership_history(history.referral, as_known_at=at, until=at)
+            except LedgerError:
+                continue  # not yet received, or not yet recorded, at ``at``
+            owner, custodian = folded.ownership_at(at), folded.custody_at(at)
+            listed.append(
+                ListedReferral(
+                    referral=referral,
+                    originator=_receipt(history.referral).originator,
+                    status=folded.status,
+                    owner_unit=None if owner is None else owner.unit,
+                    custodian_unit="" if custodian is None else custodian.unit,
+                    received_at=folded.received_at,
+                    age_days=days(at - folded.received_at),
+                    days_unowned=days(sum((gap.duration(at) for gap in folded.gaps), timedelta(0))),
+                    overdue=overdue.get(referral, 0),
+                )
+            )
+        listed.sort(key=lambda item: item.referral)
+        return listed
 
 
 def _open_from_folds(referral: str, history: _History, at: datetime, overdue: Mapping[str, int]) -> OpenReferral | None:

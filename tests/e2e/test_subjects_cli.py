@@ -133,7 +133,7 @@ def test_recording_commands_report_what_they_recorded(database_url: str, tmp_pat
         "--as",
         "P-02:analyst@U-INTAKE",
     ).stdout
-    assert text == f"Recorded 1 events (1 subject_extracted) on 1 subjects of {REF} from {tmp_path / 'more.csv'}.\n"
+    assert text == f"Recorded 1 event (1 subject_extracted) on 1 subject of {REF} from {tmp_path / 'more.csv'}.\n"
 
 
 def test_subjects_list_before_during_and_after_dissemination(package: str) -> None:

@@ -237,7 +237,7 @@ def test_the_chart_marks_offers_declines_decisions_reviews_requests_claims_and_l
     assert [claim.title for claim in chart.claims] == [
         f"Disputed claim, {at(4, 12)}: a note claims ownership_accepted by U-OPS2; the events do not show it"
     ]
-    assert [(lag.attest, lag.label) for lag in chart.lags] == [(True, "note_added +8.04 d"), (False, "ownership_accepted +1.04 d")]
+    assert [(lag.attest, lag.label) for lag in chart.lags] == [(True, "note added +8.04 d"), (False, "ownership accepted +1.04 d")]
     overdue = {span.label.split()[0] for span in chart.overdue}
     assert overdue == {"owner-accepted", "escalation-decided", "deferred-revisit", "supervisory-review"}
     assert all(PLOT_LEFT <= marker.x <= PLOT_RIGHT for marker in chart.markers)
