@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,6 +137,33 @@ def open_at(database_url: str) -> Iterator[Callable[..., Ledger]]:
 @pytest.fixture
 def ledger(open_at: Callable[..., Ledger], clock: Clock) -> Ledger:
     return open_at(clock)
+
+
+def json_cli(url: str) -> Callable[..., Any]:
+    """``run(*args)``: the CLI on the ledger at ``url``, as a user runs it; the output parsed as JSON."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        result = runner.invoke(main, ["--db", url, *args], catch_exceptions=False, env={"REFLEDGER_ACTOR": None})
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, Any]:
+    """The worked example's expected answers."""
+    import json
+
+    document: dict[str, Any] = json.loads((EXAMPLES / "cybertip_expected.json").read_text(encoding="utf-8"))
+    return document
 
 
 def raw_execute(url: str, sql: str) -> list[tuple[object, ...]]:

@@ -7,15 +7,12 @@ One test function per block of the expected file, so each block fails on its own
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from cli import main
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, json_cli
 
 SOURCE = EXAMPLES / "cybertip.jsonl"
 #: days are rounded to 2 decimals in the expected file and in the answers.
@@ -24,22 +21,10 @@ DAYS_TOLERANCE = 0.01
 Ask = Callable[..., Any]
 
 
-@pytest.fixture(scope="module")
-def expected() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((EXAMPLES / "cybertip_expected.json").read_text(encoding="utf-8"))
-    return document
-
-
 @pytest.fixture
 def ask(database_url: str) -> Ask:
     """A ledger holding the imported example; ``ask(*args)`` runs a query with --json and parses it."""
-    runner = CliRunner()
-
-    def run(*args: str) -> Any:
-        result = runner.invoke(main, ["--db", database_url, *args], catch_exceptions=False, env={"REFLEDGER_ACTOR": None})
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
-
+    run = json_cli(database_url)
     imported = run("import", "--historical", str(SOURCE), "--json")
     assert imported["events"] == 45
     return lambda *args: run(*args, "--json")

@@ -16,26 +16,14 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, json_cli
 
 Ask = Callable[..., Any]
 
 
-@pytest.fixture(scope="module")
-def expected() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((EXAMPLES / "cybertip_expected.json").read_text(encoding="utf-8"))
-    return document
-
-
 @pytest.fixture
 def ask(database_url: str) -> Ask:
-    runner = CliRunner()
-
-    def run(*args: str) -> Any:
-        result = runner.invoke(main, ["--db", database_url, *args], catch_exceptions=False, env={"REFLEDGER_ACTOR": None})
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
-
+    run = json_cli(database_url)
     run("import", "--historical", str(EXAMPLES / "staff.jsonl"), "--json")
     run("import", "--historical", str(EXAMPLES / "cybertip.jsonl"), "--json")
     return lambda *args: run(*args, "--json")
