@@ -262,7 +262,9 @@ def answers(url: str, instants: tuple[str, ...], *, lines: bool = True) -> dict[
     recorded in the same second on different referrals may come out of the export in another
     order than the source file had them."""
     found: dict[str, Any] = {
-        "gaps": answer(url, "audit", "gaps"),
+        # a gap still running is measured up to K: a fixed K, so that the two ledgers, asked a
+        # few seconds apart, measure it alike
+        "gaps": answer(url, "audit", "gaps", "--as-known-at", instants[-1]),
         "late": answer(url, "audit", "late-entries"),
         "referrals": [answer(url, "referrals", "--at", t) for t in instants],
         "overdue": [answer(url, "audit", "overdue", "--at", t) for t in instants],
