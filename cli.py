@@ -62,7 +62,12 @@ class LedgerGroup(click.Group):
         from ledger.errors import LedgerError
 
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except Exception:
+                if isinstance(ctx.obj, Session):
+                    ctx.obj.discard_if_new_and_empty()
+                raise
         except LedgerError as error:
             raise click.ClickException(safe_line(str(error))) from None
         except PersistenceError as error:

@@ -41,6 +41,8 @@ class Session:
     #: --policy FILE; None falls back to $REFLEDGER_POLICY, then the built-in rules.
     policy_file: str | None = None
     _policy: Policy | None = field(default=None, repr=False)
+    #: this invocation made a new ledger (a failed first command takes it away again)
+    _created: bool = field(default=False, repr=False)
 
     def open(self, *, create: bool = False) -> tuple[Ledger, Database]:
         """The ledger of --db; ``create`` only for commands that may record into a new one.
@@ -49,8 +51,10 @@ class Session:
         error and creates nothing.
         """
         if self._ledger is None:
+            from ledger.storage import holds_ledger
             from ledger.wiring import open_ledger
 
+            self._created = create and not holds_ledger(self.db)
             self._ledger, self._database = open_ledger(self.db, create=create)
         assert self._database is not None
         return self._ledger, self._database
@@ -95,6 +99,20 @@ class Session:
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
+
+    def discard_if_new_and_empty(self) -> None:
+        """After a refused command: a SQLite ledger this invocation created and left empty is
+        removed (file and journal files), so bad input on a new path writes nothing."""
+        if not self._created or self._ledger is None or self._database is None or self._database.backend != "sqlite":
+            return
+        if self._ledger.head() != 0:
+            return
+        self.close()
+        from pathlib import Path
+
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(self._database.location + suffix).unlink(missing_ok=True)
+        self._created = False
 
 
 def session(ctx: click.Context | None = None) -> Session:

@@ -88,6 +88,18 @@ def test_recording_a_receipt_creates_the_ledger_but_other_records_do_not(tmp_pat
     assert count_events(str(path)) == 1
 
 
+def test_a_refused_first_command_on_a_new_path_leaves_no_ledger_behind(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "referral_received", "referral": "R-1"}\n')
+    one_line_error(run("--db", str(path), "import", str(bad)), "line 1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+    # a ledger that already held events keeps them after a refusal
+    run("--db", str(path), "--as", INTAKE, "receive", "R-1", "--originator", "X", "--channel", "post", "--custodian-unit", "U-INTAKE")
+    one_line_error(run("--db", str(path), "import", str(bad)), "line 1")
+    assert count_events(str(path)) == 1
+
+
 @pytest.mark.parametrize(
     ("url", "words"),
     [
