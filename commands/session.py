@@ -52,6 +52,7 @@ class Session:
             from ledger.wiring import open_ledger
 
             self._ledger, self._database = open_ledger(self.db, create=create)
+            self._ledger.policy_source = lambda: self.policy  # its [authority] rules judge what is recorded
         assert self._database is not None
         return self._ledger, self._database
 

@@ -171,7 +171,11 @@ class Subject(Amendable, Aggregate, created_event_name="Extracted"):
     def _record(self, event_class: type[LedgerEvent], entry: Entry, **fields: Any) -> None:
         first = self.history[0]
         check_clocks(self.name, entry, earliest=first.occurred_at, last_recorded=self.history[-1].recorded_at)
-        refusal = self.state_at(entry.occurred_at).refusal(event_class)
+        state = self.state_at(entry.occurred_at)
+        refusal = state.refusal(event_class)
+        judge = entry.authority
+        if refusal is None and judge is not None and judge.referral is not None:
+            refusal = judge.breach(event_class.TOPIC, entry.actor, judge.referral, state.force)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"{self.name}: {refusal[1]} at {iso(entry.occurred_at)}")
         self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **fields)
