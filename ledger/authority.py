@@ -258,9 +258,9 @@ class Authority:
 
     def __post_init__(self) -> None:
         roles = {
-            rule.key: frozenset(
-                role for group in self.settings[rule.key].roles for role in self.groups.get(group, ())
-            ).union(self.settings[rule.key].also_roles)
+            rule.key: frozenset(role for group in self.settings[rule.key].roles for role in self.groups.get(group, ())).union(
+                self.settings[rule.key].also_roles
+            )
             for rule in RULES
         }
         object.__setattr__(self, "_roles", roles)

@@ -235,7 +235,9 @@ def _checked_authority(value: object, source: str) -> Mapping[str, _authority.Ru
                 enabled = _checked_flag(setting, source, (*path, name))
             elif name == "roles":
                 if not isinstance(setting, list) or not all(isinstance(g, str) and g in _authority.ROLE_GROUPS for g in setting):
-                    raise _error(source, (*path, name), f"must be a list of role groups, got {_shown(setting)}", expected=_authority.ROLE_GROUPS)
+                    raise _error(
+                        source, (*path, name), f"must be a list of role groups, got {_shown(setting)}", expected=_authority.ROLE_GROUPS
+                    )
                 roles = tuple(setting)
             else:
                 if not isinstance(setting, list) or not all(isinstance(r, str) and _ROLE_PATTERN.fullmatch(r) for r in setting):

@@ -646,12 +646,10 @@ class ReferralState:
         elif kind in (Referral.OwnershipAccepted, Referral.OwnershipDeclined, Referral.OfferWithdrawn):
             if self.open_offer is None:
                 return ("open-offer-required", "no offer of ownership was open")
-        elif kind is Referral.OwnershipReleased:
-            if self.owner_unit is None:
-                return ("owned-to-release", "nobody owned the referral")
-        elif kind is Referral.CustodyTransferred:
-            if to_unit == self.custodian_unit:
-                return ("custody-to-other-unit", f"{to_unit} already holds custody")
+        elif kind is Referral.OwnershipReleased and self.owner_unit is None:
+            return ("owned-to-release", "nobody owned the referral")
+        elif kind is Referral.CustodyTransferred and to_unit == self.custodian_unit:
+            return ("custody-to-other-unit", f"{to_unit} already holds custody")
         return None
 
     def apply(self, event: LedgerEvent) -> bool:
