@@ -15,9 +15,10 @@ A rule is judged at the event's ``occurred_at`` against the state the aggregate 
 (everything recorded before it): nothing here reads a stream. Live recording refuses a breach
 (``RuleViolation`` naming the rule id); ``import --historical`` records it and
 ``refledger audit authority`` lists it. The rules that decide ownership and custody
-(``authority-answer-offer``, ``authority-release``, ``authority-custody``) are fixed: the
-ownership fold (``ledger.referral.ReferralState``) calls them too, so an answer, a release or
-a transfer recorded outside them (only history can be) moves nothing.
+(``authority-answer-offer``, ``authority-release``, ``authority-custody``) and where a subject
+is (``authority-force-answer``) are fixed: the folds (``ledger.referral.ReferralState``,
+``ledger.subject.SubjectState``) call them too, so an answer, a release or a transfer recorded
+outside them (only history can be) moves nothing.
 
 The policy's ``[authority]`` table switches a configurable rule off or changes the role
 groups (and extra role names) that satisfy its role-level part (``ledger.policy``). Adding a
@@ -77,6 +78,8 @@ class Ask:
     roles: frozenset[str]
     #: the actor's unit is an agency unit; None while the directory is not in force
     agency: bool | None
+    #: the rule's roles in words ("supervisory or decision role")
+    described: str = "role"
 
     def by_role(self, *also: str) -> bool:
         """The role-level part: a role of the rule (or ``also``) held in an agency unit.
@@ -88,8 +91,7 @@ class Ask:
         return self.agency and (self.who.role in self.roles or self.who.role in also)
 
     def roles_text(self, *also: str) -> str:
-        names = sorted(self.roles | set(also))
-        return ", ".join(names) if names else "none"
+        return self.described + (f" (or {_either(also)})" if also else "")
 
     def owner_or_custodian(self) -> str:
         """The unit that answers for the referral now: its owner, or its custodian while unowned."""
@@ -97,6 +99,10 @@ class Ask:
 
 
 # --- the rules: each returns why ``ask`` is outside it, or None --------------------------------
+
+
+def _either(names: tuple[str, ...] | list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def answer_offer(ask: Ask) -> str | None:
@@ -150,7 +156,7 @@ def review(ask: Ask) -> str | None:
     """Record a supervisory review: a supervisory role of an agency unit."""
     if ask.by_role():
         return None
-    return f"a review needs a supervisory role of an agency unit ({ask.roles_text()}), not {ask.who.role}@{ask.who.unit}"
+    return f"a review needs an agency unit's {ask.roles_text()}, not {ask.who.role}@{ask.who.unit}"
 
 
 def decide(ask: Ask) -> str | None:
@@ -158,7 +164,7 @@ def decide(ask: Ask) -> str | None:
     raised = ask.referral.escalated_to
     if ask.by_role(*raised):
         return None
-    return f"a decision needs the escalated role or a role of an agency unit ({ask.roles_text(*raised)}), not {ask.who.role}@{ask.who.unit}"
+    return f"a decision needs an agency unit's {ask.roles_text(*raised)}, not {ask.who.role}@{ask.who.unit}"
 
 
 def close(ask: Ask) -> str | None:
@@ -175,13 +181,16 @@ def handle_subject(ask: Ask) -> str | None:
     unit = ask.owner_or_custodian()
     if ask.who.unit == unit or ask.by_role():
         return None
-    return f"only {unit} (owner of the referral, or custodian while unowned) or an agency unit's {ask.roles_text()} may, not {ask.who.role}@{ask.who.unit}"
+    return (
+        f"only {unit} (the referral's owner, or its custodian while unowned) or an agency unit's {ask.roles_text()} "
+        f"may triage, disseminate or close its subjects, not {ask.who.role}@{ask.who.unit}"
+    )
 
 
 def force_answer(ask: Ask) -> str | None:
     """A force's acknowledgement, rejection or action: only someone of the force the subject's
     latest dissemination went to."""
-    if ask.force is None or ask.who.unit == ask.force or (ask.roles and ask.by_role()):
+    if ask.force is None or ask.who.unit == ask.force:
         return None  # never disseminated: a state rule refuses it
     return f"its latest dissemination went to {ask.force}; {ask.who.unit} cannot answer for it"
 
@@ -225,7 +234,13 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule("authority-decide", "decide", _referral("DecisionRecorded"), decide, ("supervisory", "decision")),
     Rule("authority-close", "close", _referral("Closed", "Reopened"), close, ("decision",)),
     Rule("authority-subject", "subject", _subject("Triaged", "Disseminated", "Closed"), handle_subject, ("supervisory",)),
-    Rule("authority-force-answer", "force-answer", _subject("ForceAcknowledged", "ForceRejected", "ForceActionRecorded"), force_answer),
+    Rule(
+        "authority-force-answer",
+        "force-answer",
+        _subject("ForceAcknowledged", "ForceRejected", "ForceActionRecorded"),
+        force_answer,
+        fixed=True,
+    ),
 )
 RULE_IDS: Final[tuple[str, ...]] = tuple(rule.id for rule in RULES)
 BY_KEY: Final[Mapping[str, Rule]] = MappingProxyType({rule.key: rule for rule in RULES})
@@ -255,6 +270,7 @@ class Authority:
     settings: Mapping[str, RuleSettings] = field(default_factory=lambda: DEFAULT_SETTINGS)
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _roles: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    _described: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         roles = {
@@ -264,6 +280,12 @@ class Authority:
             for rule in RULES
         }
         object.__setattr__(self, "_roles", roles)
+        described = {}
+        for rule in RULES:
+            chosen = self.settings[rule.key]
+            words = [*chosen.roles, *chosen.also_roles]
+            described[rule.key] = f"{_either(words)} role" if words else "role"
+        object.__setattr__(self, "_described", described)
 
     def breach(
         self, topic: str, who: Who, referral: ReferralView, *, force: str | None = None, agency: bool | None = None
@@ -273,7 +295,7 @@ class Authority:
         rule = _BY_TOPIC.get(topic)
         if rule is None or not self.settings[rule.key].enabled:
             return None
-        reason = rule.check(Ask(who, referral, force, self._roles[rule.key], agency))
+        reason = rule.check(Ask(who, referral, force, self._roles[rule.key], agency, self._described[rule.key]))
         return None if reason is None else (rule.id, reason)
 
 
@@ -283,13 +305,27 @@ class _UnitOnly:
     role: str = ""
 
 
-def fixed_breach(topic: str, unit: str, referral: ReferralView) -> tuple[str, str] | None:
-    """For the ownership fold: (rule id, reason) if an answer, release or custody transfer by
-    someone of ``unit`` is outside its fixed rule, so that it moves nothing. Any other event: None."""
+@dataclass(frozen=True)
+class _NoReferral:
+    """What a subject's fold passes: the fixed subject rule reads the force only."""
+
+    owner_unit: str | None = None
+    custodian_unit: str = ""
+    offered_unit: str | None = None
+    escalated_to: tuple[str, ...] = ()
+
+
+_NO_REFERRAL: Final = _NoReferral()
+
+
+def fixed_breach(topic: str, unit: str, referral: ReferralView = _NO_REFERRAL, force: str | None = None) -> tuple[str, str] | None:
+    """For the folds: (rule id, reason) if an answer to an offer, a release, a custody transfer or
+    a force's answer by someone of ``unit`` is outside its fixed rule, so that it moves nothing.
+    Any other event: None."""
     rule = _BY_TOPIC.get(topic)
     if rule is None or not rule.fixed:
         return None
-    reason = rule.check(Ask(_UnitOnly(unit), referral, None, frozenset(), None))
+    reason = rule.check(Ask(_UnitOnly(unit), referral, force, frozenset(), None))
     return None if reason is None else (rule.id, reason)
 
 

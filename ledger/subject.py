@@ -16,7 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.utils import register_topic
 
-from ledger import knowledge
+from ledger import authority, knowledge
 from ledger.canonical import GENESIS, event_hash
 from ledger.errors import RuleViolation
 from ledger.referral import Amendable, LedgerEvent, business_order, check_clocks, entry_fields
@@ -235,6 +235,10 @@ class SubjectState:
 
     def apply(self, event: LedgerEvent) -> bool:
         if self.refusal(type(event)) is not None:
+            return False
+        # an answer by someone not of the force it was sent to (only history can hold one,
+        # listed by `audit authority`) moves nothing
+        if self.force is not None and authority.fixed_breach(type(event).TOPIC, event.actor_unit, force=self.force) is not None:
             return False
         at = event.occurred_at
         if isinstance(event, Subject.Triaged):
