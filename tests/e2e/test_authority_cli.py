@@ -199,3 +199,21 @@ def test_history_with_breaches_imports_whole_and_audit_authority_lists_exactly_t
     ok(database_url, "directory", "enforce", "--from", "2024-01-01T00:00:00Z")
     rows = json.loads(ok(database_url, "audit", "authority", "--json"))["rows"]
     assert [(row["line"], row["rule"]) for row in rows] == sorted([*BREACHES, ROLE_LEVEL_BREACH])
+
+
+def test_the_worked_example_breaks_no_authority_rule_even_with_its_directory_in_force(database_url: str) -> None:
+    from tests.conftest import EXAMPLES
+
+    ok(database_url, "import", "--historical", str(EXAMPLES / "staff.jsonl"))
+    ok(database_url, "import", "--historical", str(EXAMPLES / "cybertip.jsonl"))
+    assert json.loads(ok(database_url, "audit", "authority", "--json"))["rows"] == []
+    # with the directory in force over the whole story the role-level rules judge it too
+    ok(database_url, "--as", "P-900:hr-officer@U-HR", "directory", "enforce", "--from", "2024-01-03T00:00:00Z")
+    assert json.loads(ok(database_url, "audit", "authority", "--json"))["rows"] == []
+
+
+def test_the_demo_breaks_no_authority_rule(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--dir", str(tmp_path)], catch_exceptions=False, env={"REFLEDGER_ACTOR": None})
+    assert result.exit_code == 0, result.output
+    assert "0 events recorded outside the authority rules" in result.stdout
+    assert json.loads(ok(str(tmp_path / "ledger.sqlite"), "audit", "authority", "--json"))["rows"] == []
