@@ -213,7 +213,7 @@ class Rule:
 
     @property
     def summary(self) -> str:
-        return (self.check.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+        return " ".join((self.check.__doc__ or "").split("\n\n")[0].split())
 
 
 def _referral(*names: str) -> tuple[str, ...]:
