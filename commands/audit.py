@@ -1,4 +1,4 @@
-"""Portfolio audit: ``audit gaps|overdue|late-entries``, ``backlog``, ``projections status|rebuild``.
+"""Portfolio audit: ``audit gaps|overdue|late-entries|authority|…``, ``backlog``, ``projections status|rebuild``.
 
 Each query brings the stored read models (``projections.store``) up to the log's head, then
 answers from them; the rows come out through ``emit``. Every JSON answer has one shape,
@@ -67,7 +67,7 @@ def _plural(count: int, word: str, words: str | None = None) -> str:
 @click.group("audit")
 def audit_group() -> None:
     """Portfolio audit across the whole ledger: gaps, overdue obligations, late entries,
-    corrections and findings.
+    corrections, findings, actors and authority.
 
     Answers come from stored read models that catch up with the ledger before answering.
 
@@ -279,6 +279,45 @@ def findings_command(fail_on_findings: bool, fmt: str | None) -> None:
     _answer(fmt, models.policy.version, rows, FINDING_COLUMNS, f"{_plural(len(rows), 'finding')}.")
     if fail_on_findings and rows:
         raise _findings(f"{_plural(len(rows), 'finding')} found")
+
+
+@audit_group.command("authority")
+@click.option("--at", "at_text", metavar="T", help="Only events that occurred by T (ISO 8601 with zone, or a date; default: all).")
+@click.option(
+    "--as-known-at", "known_text", metavar="K", help="As the ledger knew it at K: only events recorded by K (default: as known now)."
+)
+@click.option("--fail-on-findings", is_flag=True, help=_FINDINGS_HELP)
+@output_options()
+def authority_command(at_text: str | None, known_text: str | None, fail_on_findings: bool, fmt: str | None) -> None:
+    """List every event recorded outside the authority rules: who recorded what they had no
+    authority to record (a force answering for a subject never sent to it, a unit moving a
+    referral it did not own, a review without a supervisory role, …).
+
+    Live recording refuses such an event; 'import --historical' keeps it, so a migration
+    keeps the real history and this shows where it broke the rules. Each event is judged at
+    its occurred_at against everything recorded before it, by the rules of --policy (its
+    [authority] table); role-level rules count from the instant the directory is in force.
+
+    \b
+    Example:
+      refledger audit authority
+      refledger audit authority --as-known-at 2024-05-01T00:00:00Z --csv
+    """
+    from commands.session import instant_option
+    from projections.authority import COLUMNS, authority_findings
+
+    models = read_models(catch_up=False)
+    found = authority_findings(
+        models.ledger,
+        models.policy,
+        at=instant_option(at_text, "--at"),
+        as_known_at=instant_option(known_text, "--as-known-at"),
+    )
+    rows = [finding.as_row() for finding in found]
+    text = f"{_plural(len(rows), 'event')} recorded outside the authority rules (policy {models.policy.version})."
+    _answer(fmt, models.policy.version, rows, COLUMNS, text)
+    if fail_on_findings and rows:
+        raise _findings(f"{_plural(len(rows), 'event')} recorded outside the authority rules")
 
 
 @click.command("backlog")

@@ -324,6 +324,7 @@ def _queries(db: str) -> Iterator[tuple[str, list[str]]]:
         ["person", OPSB[0], "--from", "2012-07-01", "--to", "2014-01-01"],
     )
     yield "Every actor checks out against the staff directory:", ["audit", "actors"]
+    yield "…and nobody recorded what they had no authority to record:", ["audit", "authority"]
     yield "The morning audit: every ownership gap in the ledger,", ["audit", "gaps"]
     yield "every obligation overdue on 10 December 2013,", ["audit", "overdue", "--at", "2013-12-10T12:00:00Z"]
     yield "every late entry,", ["audit", "late-entries"]

@@ -84,7 +84,8 @@ def policy_group() -> None:
 @policy_group.command("show")
 @output_options()
 def policy_show(fmt: str | None) -> None:
-    """List the rules in force, their periods in days, and the policy version answers report.
+    """List the rules in force, their periods in days, and the policy version answers report
+    (with --json also the authority rules: who may record what, as the [authority] table sets them).
 
     \b
     Example:
@@ -94,7 +95,19 @@ def policy_show(fmt: str | None) -> None:
     current = session()
     policy = current.policy
     rules = policy.describe()
-    data: dict[str, Any] = {"name": policy.name, "version": policy.version, "source": current.policy_source, "rules": rules}
+    from ledger.authority import RULES
+
+    authority = [
+        {"rule": rule.id, "key": None if rule.fixed else rule.key, "who": rule.summary, **policy.authority[rule.key].as_dict()}
+        for rule in RULES
+    ]
+    data: dict[str, Any] = {
+        "name": policy.name,
+        "version": policy.version,
+        "source": current.policy_source,
+        "rules": rules,
+        "authority": authority,
+    }
     rows = [
         {
             "rule": rule["rule"],

@@ -56,6 +56,7 @@ class Session:
 
             self._created = create and not holds_ledger(self.db)
             self._ledger, self._database = open_ledger(self.db, create=create)
+            self._ledger.policy_source = lambda: self.policy  # its [authority] rules judge what is recorded
         assert self._database is not None
         return self._ledger, self._database
 

@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -20,10 +21,11 @@ from eventsourcing.application import AggregateNotFoundError, Application, Event
 from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
 
+from ledger.authority import AGENCY_UNIT, Judge
 from ledger.canonical import GENESIS, event_hash
 from ledger.errors import LedgerError, NotFound, RuleViolation
 from ledger.migration import CLOSED_BY_COMMAND, CLOSED_BY_LIVE_EVENT, MIGRATION_STREAM, HistoryImported, MigrationClosed, MigrationState
-from ledger.policy import SUPERVISORY_ROLES
+from ledger.policy import DEFAULT_POLICY, SUPERVISORY_ROLES, Policy
 from ledger.referral import Amendable, LedgerEvent, Referral
 from ledger.staff import (
     DIRECTORY_STREAM,
@@ -114,6 +116,8 @@ class Ledger(Application[UUID]):
         self._migration: MigrationState | None = None
         #: who may attest late entries and correct or retract another's entry (policy [directory])
         self.supervisory_roles: tuple[str, ...] = SUPERVISORY_ROLES
+        #: the policy whose authority rules judge live entries (read on first use: the session sets it)
+        self.policy_source: Callable[[], Policy] = lambda: DEFAULT_POLICY
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
@@ -126,23 +130,28 @@ class Ledger(Application[UUID]):
 
     def _entry(self, stamp: Stamp) -> Entry:
         entry = Entry.resolve(stamp, self.clock())
-        if stamp.source_recorded_at is None:  # a historical line is kept, and judged by `audit actors`
-            self._check_actor(entry)
+        if stamp.source_recorded_at is None:  # a historical line is kept, and judged by `audit actors` and `audit authority`
+            agency = self._check_actor(entry)
+            entry = replace(entry, authority=Judge(self.policy_source().authority_rules(), agency))
             self._live_entry = entry
         else:
             self._check_migration_open()
         return entry
 
-    def _check_actor(self, entry: Entry) -> None:
-        """Once the directory is in force, a live event's actor must hold that role there then."""
+    def _check_actor(self, entry: Entry) -> bool | None:
+        """Once the directory is in force, a live event's actor must hold that role there then.
+
+        Returns whether the actor's unit is an agency unit (the authority rules' role-level
+        part), or None while the directory is not in force.
+        """
         in_force_from = self.directory_in_force_from()
         if in_force_from is None or entry.recorded_at < in_force_from:
-            return
-        refusal = actor_refusal(
-            entry.actor, self.person_state(entry.actor.person), self.unit_state(entry.actor.unit), entry.occurred_at, entry.recorded_at
-        )
+            return None
+        unit = self.unit_state(entry.actor.unit)
+        refusal = actor_refusal(entry.actor, self.person_state(entry.actor.person), unit, entry.occurred_at, entry.recorded_at)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"the directory is in force since {iso(in_force_from)}: {refusal[1]}")
+        return unit is not None and unit.kind == AGENCY_UNIT
 
     def _get(self, cls: type[A], aggregate_id: UUID, name: str) -> A:
         if self._batch is not None and aggregate_id in self._batch:
@@ -479,7 +488,9 @@ class Ledger(Application[UUID]):
 
     def _subject_command(self, reference: str, stamp: Stamp, subject: str, command: Callable[..., None], **fields: Any) -> None:
         entry = self._entry(stamp)
-        self.referral(reference).check_open_at(entry)
+        state = self.referral(reference).check_open_at(entry)
+        if entry.authority is not None:  # the subject rules read the referral's owner and custodian then
+            entry = replace(entry, authority=replace(entry.authority, referral=state))
         found = self.subject(reference, subject)
         command(found, entry, **fields)
         self._keep(found)

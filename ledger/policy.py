@@ -62,8 +62,15 @@ Policy file (TOML); every key is optional, days may be fractional::
     tasking_roles     = ["head-of-tasking", "tasking-manager"]
     decision_roles    = ["head-of-tasking", "head-of-unit"]
 
+    [authority.offer]               # who may record what (ledger/authority.py), by rule key:
+    enabled = true                  # offer, escalate, review, decide, close, subject,
+    roles = ["accountable", "supervisory", "tasking"]   # force-answer; groups of [directory]
+    also_roles = ["intake-officer"] # and further role names
+
 ``policy.directory`` is a ``DirectoryRoles``: ``accountable_roles``,
 ``supervisory_roles``, ``tasking_roles``, ``decision_roles`` (tuples of role names).
+``policy.authority`` maps each rule key to its ``RuleSettings``; ``policy.authority_rules()``
+is the ``ledger.authority.Authority`` that judges live entries with them.
 """
 
 from __future__ import annotations
@@ -78,6 +85,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Final, TypedDict
+
+from ledger import authority as _authority
 
 OWNER_ACCEPTED: Final = "owner-accepted"
 INITIAL_ASSESSMENT: Final = "initial-assessment"
@@ -151,7 +160,7 @@ _NOTES: Final[Mapping[str, str]] = {
 # (due = start + period) long before timedelta's own limit.
 _MAX_DAYS: Final = 36_525
 
-_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory")
+_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory", "authority")
 _ROLE_PATTERN: Final = re.compile(r"[^:@\s]+")
 # The name is the part of the version before '@', so it must not contain one.
 _NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -199,6 +208,45 @@ def _checked_directory(value: object, source: str) -> DirectoryRoles:
     return DirectoryRoles(**chosen)
 
 
+_AUTHORITY_KEYS: Final = ("enabled", "roles", "also_roles")
+
+
+def _checked_authority(value: object, source: str) -> Mapping[str, _authority.RuleSettings]:
+    """The ``[authority]`` table: per rule key, enabled, role groups and extra role names."""
+    if not isinstance(value, Mapping):
+        raise _error(source, ("authority",), f"must be a table, got {_shown(value)}")
+    settings = dict(_authority.DEFAULT_SETTINGS)
+    configurable = tuple(rule.key for rule in _authority.RULES if not rule.fixed)
+    for key, table in value.items():
+        path: tuple[object, ...] = ("authority", key)
+        rule = _authority.BY_KEY.get(key)
+        if rule is None:
+            raise _error(source, path, "is not a known authority rule", expected=configurable)
+        if rule.fixed:
+            raise _error(source, path, f"({rule.id}) decides ownership or custody and cannot be changed", expected=configurable)
+        if not isinstance(table, Mapping):
+            raise _error(source, path, f"must be a table, got {_shown(table)}")
+        current = settings[key]
+        enabled, roles, also = current.enabled, current.roles, current.also_roles
+        for name, setting in table.items():
+            if name not in _AUTHORITY_KEYS:
+                raise _error(source, (*path, name), "is not a known key", expected=_AUTHORITY_KEYS)
+            if name == "enabled":
+                enabled = _checked_flag(setting, source, (*path, name))
+            elif name == "roles":
+                if not isinstance(setting, list) or not all(isinstance(g, str) and g in _authority.ROLE_GROUPS for g in setting):
+                    raise _error(
+                        source, (*path, name), f"must be a list of role groups, got {_shown(setting)}", expected=_authority.ROLE_GROUPS
+                    )
+                roles = tuple(setting)
+            else:
+                if not isinstance(setting, list) or not all(isinstance(r, str) and _ROLE_PATTERN.fullmatch(r) for r in setting):
+                    raise _error(source, (*path, name), f"must be a list of role names (no spaces, ':' or '@'), got {_shown(setting)}")
+                also = tuple(setting)
+        settings[key] = _authority.RuleSettings(enabled, roles, also)
+    return MappingProxyType(settings)
+
+
 class RuleDescription(TypedDict):
     """One rule as `policy show` and answers report it; numbers are in days."""
 
@@ -220,9 +268,12 @@ class Policy:
     name: str = DEFAULT_NAME
     rules: ResolvedRules = field(default_factory=lambda: MappingProxyType({}), hash=False)
     directory: DirectoryRoles = field(default_factory=DirectoryRoles)
+    #: the ``[authority]`` table by rule key (may be partial: the rest keeps its defaults)
+    authority: Mapping[str, _authority.RuleSettings] = field(default_factory=lambda: _authority.DEFAULT_SETTINGS, hash=False)
     # The version hashes this, and equality and hashing use it, because a
     # read-only mapping is not itself hashable.
     _canonical: str = field(init=False, repr=False)
+    _authority_rules: _authority.Authority = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Checked here as well as in the file loader, so a Policy built in code
@@ -230,7 +281,10 @@ class Policy:
         object.__setattr__(self, "name", _checked_name(self.name, "Policy"))
         resolved = _resolved_rules(self.rules, "Policy")
         object.__setattr__(self, "rules", resolved)
-        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory))
+        object.__setattr__(self, "authority", MappingProxyType({**_authority.DEFAULT_SETTINGS, **self.authority}))
+        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory, self.authority))
+        groups = {group: getattr(self.directory, f"{group}_roles") for group in _authority.ROLE_GROUPS}
+        object.__setattr__(self, "_authority_rules", _authority.Authority(self.authority, groups))
 
     @property
     def version(self) -> str:
@@ -283,6 +337,10 @@ class Policy:
     def attestation_due_after(self) -> timedelta:
         """An entry that needs attestation should be attested this long after its recording."""
         return self._days(LATE_ENTRY_ATTESTATION, _DAYS)
+
+    def authority_rules(self) -> _authority.Authority:
+        """The authority rules as this policy sets them (``ledger.authority``)."""
+        return self._authority_rules
 
     def supervisory_roles(self) -> tuple[str, ...]:
         """The roles that attest late entries and may correct or retract another's entry."""
@@ -356,7 +414,12 @@ def policy_from_toml(text: str, source: str = "<string>") -> Policy:
     name = _checked_name(document.get("name", DEFAULT_NAME), source)
     # Resolved here, not just in Policy, so errors name the file rather than "Policy".
     rules = _resolved_rules(document.get("rules", {}), source)
-    return Policy(name=name, rules=rules, directory=_checked_directory(document.get("directory", {}), source))
+    return Policy(
+        name=name,
+        rules=rules,
+        directory=_checked_directory(document.get("directory", {}), source),
+        authority=_checked_authority(document.get("authority", {}), source),
+    )
 
 
 def _resolved_rules(overrides: object, source: str) -> ResolvedRules:
@@ -441,10 +504,12 @@ def _checked_band(band: str) -> str:
     return band
 
 
-def _canonical_json(rules: ResolvedRules, directory: DirectoryRoles) -> str:
+def _canonical_json(rules: ResolvedRules, directory: DirectoryRoles, authority: Mapping[str, _authority.RuleSettings]) -> str:
     plain: dict[str, object] = {rule_id: dict(settings) for rule_id, settings in rules.items()}
     if directory != DirectoryRoles():  # the default roles leave a rule set's version as it was
         plain["[directory]"] = directory.as_dict()
+    if dict(authority) != dict(_authority.DEFAULT_SETTINGS):  # so do the default authority rules
+        plain["[authority]"] = {key: settings.as_dict() for key, settings in authority.items()}
     return json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
 

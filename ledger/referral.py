@@ -3,6 +3,7 @@
 ``ReferralState`` is the one place where the ownership and custody rules live. The aggregate
 uses it to judge a new event at its ``occurred_at`` against everything recorded before it;
 the read side folds the same state over a referral's events to answer "who owned it when".
+Who may record what is ``ledger.authority``: a live entry carries the rules it is judged by.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger import knowledge
+from ledger import authority, knowledge
 from ledger.canonical import GENESIS, event_hash
 from ledger.errors import InvalidInput, RuleViolation
 from ledger.values import DECISION_OUTCOMES, FUTURE_SKEW, LATE_AFTER, RISK_BANDS, Entry, iso, parse_instant
@@ -525,17 +526,21 @@ class Referral(Amendable, Aggregate, created_event_name="Received"):
     def reopen(self, entry: Entry, reason: str) -> None:
         self._record(self.Reopened, entry, reason=reason)
 
-    def check_open_at(self, entry: Entry) -> None:
-        """For events recorded on the referral's subjects: the referral must be open then."""
+    def check_open_at(self, entry: Entry) -> ReferralState:
+        """For events recorded on the referral's subjects: the referral must be open then (its state then)."""
         check_clocks(self.reference, entry, earliest=self.received_at, last_recorded=None)
         state = self.state_at(entry.occurred_at)
         if state.status == CLOSED:
             closed = iso(state.closed_at) if state.closed_at is not None else "an earlier time"
             raise RuleViolation("closed-referral", f"{self.reference} was closed at {closed}; reopen it first ({iso(entry.occurred_at)})")
+        return state
 
     def _record(self, event_class: type[LedgerEvent], entry: Entry, **fields: Any) -> None:
         check_clocks(self.reference, entry, earliest=self.received_at, last_recorded=self.history[-1].recorded_at)
-        refusal = self.state_at(entry.occurred_at).refusal(event_class, entry.actor.unit, fields.get("to_unit"))
+        state = self.state_at(entry.occurred_at)
+        refusal = state.refusal(event_class, fields.get("to_unit"))
+        if refusal is None and entry.authority is not None:
+            refusal = entry.authority.breach(event_class.TOPIC, entry.actor, state)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"{self.reference}: {refusal[1]} at {iso(entry.occurred_at)}")
         self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **fields)
@@ -601,6 +606,12 @@ class ReferralState:
     unowned_since: datetime | None = None
     open_offer: Offer | None = None
     closed_at: datetime | None = None
+    #: the roles the escalations still awaiting a decision were raised to (a DEFER keeps them open)
+    escalated_to: tuple[str, ...] = ()
+
+    @property
+    def offered_unit(self) -> str | None:
+        return None if self.open_offer is None else self.open_offer.to_unit
 
     @classmethod
     def received(cls, event: Referral.Received) -> ReferralState:
@@ -615,8 +626,9 @@ class ReferralState:
     def copy(self) -> ReferralState:
         return replace(self)
 
-    def refusal(self, kind: type[LedgerEvent], actor_unit: str, to_unit: str | None = None) -> tuple[str, str] | None:
-        """(rule id, reason) if an event of ``kind`` by ``actor_unit`` is not allowed now."""
+    def refusal(self, kind: type[LedgerEvent], to_unit: str | None = None) -> tuple[str, str] | None:
+        """(rule id, reason) if an event of ``kind`` is not allowed now (who may record it is
+        ``ledger.authority``)."""
         if kind is Referral.Received:
             return ("received-once", "the referral was already received")
         if self.status == CLOSED:
@@ -631,32 +643,31 @@ class ReferralState:
                 return ("one-open-offer", f"an offer to {self.open_offer.to_unit} is still open; it must be answered or withdrawn first")
             if to_unit == self.owner_unit:
                 return ("offer-to-other-unit", f"{to_unit} already owns the referral")
-        elif kind in (Referral.OwnershipAccepted, Referral.OwnershipDeclined):
+        elif kind in (Referral.OwnershipAccepted, Referral.OwnershipDeclined, Referral.OfferWithdrawn):
             if self.open_offer is None:
                 return ("open-offer-required", "no offer of ownership was open")
-            if actor_unit != self.open_offer.to_unit:
-                return ("offered-unit-only", f"the open offer is to {self.open_offer.to_unit}; {actor_unit} cannot answer it")
-        elif kind is Referral.OfferWithdrawn:
-            if self.open_offer is None:
-                return ("open-offer-required", "no offer of ownership was open")
-        elif kind is Referral.OwnershipReleased:
-            if self.owner_unit is None:
-                return ("owner-unit-only", "nobody owned the referral")
-            if actor_unit != self.owner_unit:
-                return ("owner-unit-only", f"only the owner {self.owner_unit} can release it, not {actor_unit}")
-        elif kind is Referral.CustodyTransferred:
-            if actor_unit != self.custodian_unit:
-                return ("custodian-unit-only", f"only the custodian {self.custodian_unit} can transfer custody, not {actor_unit}")
-            if to_unit == self.custodian_unit:
-                return ("custody-to-other-unit", f"{to_unit} already holds custody")
+        elif kind is Referral.OwnershipReleased and self.owner_unit is None:
+            return ("owned-to-release", "nobody owned the referral")
+        elif kind is Referral.CustodyTransferred and to_unit == self.custodian_unit:
+            return ("custody-to-other-unit", f"{to_unit} already holds custody")
         return None
 
     def apply(self, event: LedgerEvent) -> bool:
         """Evolve by one event; False (and no change) if the event cannot apply here."""
         kind = type(event)
         if kind in _NO_EFFECT:  # most of a history: decisions, reviews, notes, requests
-            return self.status == OPEN or kind is Referral.NoteAdded
-        if self.refusal(kind, event.actor_unit, getattr(event, "to_unit", None)) is not None:
+            if self.status != OPEN:
+                return kind is Referral.NoteAdded
+            if isinstance(event, Referral.EscalationRaised):
+                self.escalated_to = (*self.escalated_to, event.to_role)
+            elif isinstance(event, Referral.DecisionRecorded) and self.escalated_to and event.outcome != "DEFER":
+                self.escalated_to = ()
+            return True
+        if self.refusal(kind, getattr(event, "to_unit", None)) is not None:
+            return False
+        # an answer, release or transfer by a unit its (fixed) authority rule does not allow
+        # (only history can hold one, listed by `audit authority`) moves nothing
+        if authority.fixed_breach(kind.TOPIC, event.actor_unit, self) is not None:
             return False
         at = event.occurred_at
         if isinstance(event, Referral.OwnershipOffered):
@@ -675,6 +686,7 @@ class ReferralState:
             self._unown(at)
             self.unowned_since = None
             self.open_offer = None
+            self.escalated_to = ()
             self.status, self.closed_at = CLOSED, at
         elif isinstance(event, Referral.Reopened):
             self.status, self.closed_at, self.unowned_since = OPEN, None, at

@@ -16,7 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.utils import register_topic
 
-from ledger import knowledge
+from ledger import authority, knowledge
 from ledger.canonical import GENESIS, event_hash
 from ledger.errors import RuleViolation
 from ledger.referral import Amendable, LedgerEvent, business_order, check_clocks, entry_fields
@@ -171,7 +171,11 @@ class Subject(Amendable, Aggregate, created_event_name="Extracted"):
     def _record(self, event_class: type[LedgerEvent], entry: Entry, **fields: Any) -> None:
         first = self.history[0]
         check_clocks(self.name, entry, earliest=first.occurred_at, last_recorded=self.history[-1].recorded_at)
-        refusal = self.state_at(entry.occurred_at).refusal(event_class)
+        state = self.state_at(entry.occurred_at)
+        refusal = state.refusal(event_class)
+        judge = entry.authority
+        if refusal is None and judge is not None and judge.referral is not None:
+            refusal = judge.breach(event_class.TOPIC, entry.actor, judge.referral, state.force)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"{self.name}: {refusal[1]} at {iso(entry.occurred_at)}")
         self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **fields)
@@ -231,6 +235,10 @@ class SubjectState:
 
     def apply(self, event: LedgerEvent) -> bool:
         if self.refusal(type(event)) is not None:
+            return False
+        # an answer by someone not of the force it was sent to (only history can hold one,
+        # listed by `audit authority`) moves nothing
+        if self.force is not None and authority.fixed_breach(type(event).TOPIC, event.actor_unit, force=self.force) is not None:
             return False
         at = event.occurred_at
         if isinstance(event, Subject.Triaged):

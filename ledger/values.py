@@ -6,10 +6,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from ledger.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ledger.authority import Judge
 
 #: recorded − occurred beyond this makes an entry late; it must then carry a reason.
 LATE_AFTER = timedelta(hours=24)
@@ -79,6 +82,8 @@ class Entry:
     late_reason: str | None
     source_recorded_at: datetime | None
     source: dict[str, Any] | None
+    #: the authority rules a live entry is judged by (None: a historical line, never refused for authority)
+    authority: Judge | None = None
 
     @property
     def recorded_at(self) -> datetime:

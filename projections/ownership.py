@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ledger.authority import fixed_breach
 from ledger.errors import InvalidInput, NotFound
 from ledger.knowledge import known
 from ledger.referral import OPEN, LedgerEvent, Offer, Referral, ReferralState, business_order
@@ -328,7 +329,7 @@ def ownership_history(
 
 
 def _superseded(state: ReferralState, event: LedgerEvent) -> Superseded:
-    refusal = state.refusal(type(event), event.actor_unit, getattr(event, "to_unit", None))
+    refusal = state.refusal(type(event), getattr(event, "to_unit", None)) or fixed_breach(type(event).TOPIC, event.actor_unit, state)
     rule, reason = refusal if refusal is not None else ("not-applicable", "it could not apply")
     return Superseded(event.originator_version, rule, reason)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ledger.authority import fixed_breach
 from ledger.knowledge import CORRECTION, RETRACTION, amendment_kind, known
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.subject import Subject, SubjectState
@@ -211,7 +212,7 @@ def _subject_stream(rank: int, subject: str, events: Sequence[LedgerEvent]) -> l
     state = SubjectState(first.referral, first.subject, first.category, first.occurred_at)
     entries: list[_Entry] = [(rank, first, subject, None)]
     for event in ordered[1:]:
-        refusal = state.refusal(type(event))
+        refusal = state.refusal(type(event)) or fixed_breach(type(event).TOPIC, event.actor_unit, force=state.force)
         stopped = None if state.apply(event) else Superseded(event.originator_version, *(refusal or ("not-applicable", "")))
         entries.append((rank, event, subject, stopped))
     return entries

@@ -88,10 +88,18 @@ class Given:
         for record in records:
             parse_record(record, historical=True).run(self.ledger)
 
-    def when(self, record: dict[str, Any]) -> Outcome:
+    def when(self, record: dict[str, Any], *, live: bool = False) -> Outcome:
+        """Record ``record`` as history (as given), or ``live``: as a command would, at its
+        ``recorded_at`` on the ledger's clock (live entries are judged by the authority rules)."""
         before = len(Outcome(self.ledger, 0, None)._events())
         try:
-            parse_record(record, historical=True).run(self.ledger)
+            if live:
+                line = {k: v for k, v in record.items() if k != "recorded_at"}
+                recorded = datetime.fromisoformat(record["recorded_at"])
+                self.ledger.clock = lambda: recorded
+                parse_record(line).run(self.ledger)
+            else:
+                parse_record(record, historical=True).run(self.ledger)
         except LedgerError as error:
             return Outcome(self.ledger, before, error)
         return Outcome(self.ledger, before, None)

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from ledger.authority import Judge
 from ledger.errors import RuleViolation
+from ledger.policy import DEFAULT_POLICY
 from ledger.referral import LedgerEvent, Referral
 from ledger.subject import Subject
 from ledger.values import LATE_AFTER, Actor, Entry, referral_id, subject_id
@@ -65,7 +67,7 @@ class Story:
         when = max(recorded or occurred + timedelta(minutes=1), self._last_recorded)
         self._last_recorded = when
         late = "entered late" if when - occurred > LATE_AFTER else None
-        return Entry(actor(who), occurred, when, late, None, None)
+        return Entry(actor(who), occurred, when, late, None, None, Judge(DEFAULT_POLICY.authority_rules(), None))
 
     def _collect(self) -> None:
         self.events.extend(self.referral.collect_events())
@@ -152,4 +154,4 @@ def test_story_refuses_what_the_rules_refuse() -> None:
     story = Story().offer("U-OPSA", at(hours=1))
     with pytest.raises(RuleViolation) as refused:
         story.accept("U-OPSB", at(hours=2))
-    assert refused.value.rule == "offered-unit-only"
+    assert refused.value.rule == "authority-answer-offer"

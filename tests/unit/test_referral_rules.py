@@ -29,7 +29,10 @@ def test_an_offer_does_not_transfer_ownership() -> None:
 
 
 def test_only_the_offered_unit_can_accept() -> None:
-    given(received(), OFFER).when(rec("ownership_accepted", at(3), "U-OPS2")).raises("offered-unit-only")
+    given(received(), OFFER).when(rec("ownership_accepted", at(3), "U-OPS2"), live=True).raises("authority-answer-offer")
+    # history keeps such an answer (audit authority lists it), and it makes nobody owner
+    ledger = given(received(), OFFER).when(rec("ownership_accepted", at(3), "U-OPS2")).then("OwnershipAccepted")
+    assert state(ledger, at(4)).owner_unit is None
 
 
 def test_acceptance_needs_an_open_offer() -> None:
@@ -73,8 +76,9 @@ def test_the_owner_keeps_ownership_while_an_offer_is_open() -> None:
 
 def test_only_the_owner_unit_can_release() -> None:
     given(received(), OFFER, rec("ownership_accepted", at(3), "U-OPS1")).when(
-        rec("ownership_released", at(4), "U-OPS2", reason="not ours")
-    ).raises("owner-unit-only")
+        rec("ownership_released", at(4), "U-OPS2", reason="not ours"), live=True
+    ).raises("authority-release")
+    given(received()).when(rec("ownership_released", at(4), "U-INTAKE", reason="not ours")).raises("owned-to-release")
 
 
 def test_release_makes_the_referral_unowned() -> None:
@@ -88,7 +92,7 @@ def test_release_makes_the_referral_unowned() -> None:
 
 
 def test_only_the_custodian_unit_transfers_custody() -> None:
-    given(received()).when(rec("custody_transferred", at(2), "U-OPS1", to_unit="U-OPS1")).raises("custodian-unit-only")
+    given(received()).when(rec("custody_transferred", at(2), "U-OPS1", to_unit="U-OPS1"), live=True).raises("authority-custody")
     ledger = given(received()).when(rec("custody_transferred", at(2), "U-INTAKE", to_unit="U-OPS1")).then("CustodyTransferred")
     assert state(ledger, at(3)).custodian_unit == "U-OPS1"
 
