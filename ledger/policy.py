@@ -62,8 +62,12 @@ Policy file (TOML); every key is optional, days may be fractional::
     tasking_roles     = ["head-of-tasking", "tasking-manager"]
     decision_roles    = ["head-of-tasking", "head-of-unit"]
 
+    [signatures]                    # event types whose live recording must be signed
+    required = ["ownership_accepted", "ownership_released", "decision_recorded", "review_recorded"]
+
 ``policy.directory`` is a ``DirectoryRoles``: ``accountable_roles``,
 ``supervisory_roles``, ``tasking_roles``, ``decision_roles`` (tuples of role names).
+``policy.signatures_required``: the event types (import-format names) of ``[signatures]``.
 """
 
 from __future__ import annotations
@@ -151,7 +155,8 @@ _NOTES: Final[Mapping[str, str]] = {
 # (due = start + period) long before timedelta's own limit.
 _MAX_DAYS: Final = 36_525
 
-_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory")
+_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory", "signatures")
+_EVENT_TYPE_PATTERN: Final = re.compile(r"[a-z][a-z_]*")
 _ROLE_PATTERN: Final = re.compile(r"[^:@\s]+")
 # The name is the part of the version before '@', so it must not contain one.
 _NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -220,6 +225,8 @@ class Policy:
     name: str = DEFAULT_NAME
     rules: ResolvedRules = field(default_factory=lambda: MappingProxyType({}), hash=False)
     directory: DirectoryRoles = field(default_factory=DirectoryRoles)
+    #: event types (import-format names) whose live recording must carry the person's signature
+    signatures_required: tuple[str, ...] = ()
     # The version hashes this, and equality and hashing use it, because a
     # read-only mapping is not itself hashable.
     _canonical: str = field(init=False, repr=False)
@@ -230,7 +237,7 @@ class Policy:
         object.__setattr__(self, "name", _checked_name(self.name, "Policy"))
         resolved = _resolved_rules(self.rules, "Policy")
         object.__setattr__(self, "rules", resolved)
-        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory))
+        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory, self.signatures_required))
 
     @property
     def version(self) -> str:
@@ -356,7 +363,24 @@ def policy_from_toml(text: str, source: str = "<string>") -> Policy:
     name = _checked_name(document.get("name", DEFAULT_NAME), source)
     # Resolved here, not just in Policy, so errors name the file rather than "Policy".
     rules = _resolved_rules(document.get("rules", {}), source)
-    return Policy(name=name, rules=rules, directory=_checked_directory(document.get("directory", {}), source))
+    return Policy(
+        name=name,
+        rules=rules,
+        directory=_checked_directory(document.get("directory", {}), source),
+        signatures_required=_checked_signatures(document.get("signatures", {}), source),
+    )
+
+
+def _checked_signatures(value: object, source: str) -> tuple[str, ...]:
+    if not isinstance(value, Mapping):
+        raise _error(source, ("signatures",), f"must be a table, got {_shown(value)}")
+    for key in value:
+        if key != "required":
+            raise _error(source, ("signatures", key), "is not a known key", expected=("required",))
+    types = value.get("required", [])
+    if not isinstance(types, list) or not all(isinstance(t, str) and _EVENT_TYPE_PATTERN.fullmatch(t) for t in types):
+        raise _error(source, ("signatures", "required"), f"must be a list of event types (ownership_accepted, …), got {_shown(types)}")
+    return tuple(dict.fromkeys(types))
 
 
 def _resolved_rules(overrides: object, source: str) -> ResolvedRules:
@@ -441,10 +465,12 @@ def _checked_band(band: str) -> str:
     return band
 
 
-def _canonical_json(rules: ResolvedRules, directory: DirectoryRoles) -> str:
+def _canonical_json(rules: ResolvedRules, directory: DirectoryRoles, signatures_required: tuple[str, ...] = ()) -> str:
     plain: dict[str, object] = {rule_id: dict(settings) for rule_id, settings in rules.items()}
     if directory != DirectoryRoles():  # the default roles leave a rule set's version as it was
         plain["[directory]"] = directory.as_dict()
+    if signatures_required:  # likewise no signature requirement
+        plain["[signatures]"] = sorted(signatures_required)
     return json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
 

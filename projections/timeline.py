@@ -51,6 +51,8 @@ class TimelineRow:
     actor: dict[str, str]
     summary: str
     superseded: Superseded | None = None
+    #: the login that inserted the event (None on events recorded before logins were kept)
+    login: str | None = None
 
     @property
     def lag(self) -> timedelta:
@@ -77,6 +79,7 @@ class TimelineRow:
             "version": self.version,
             "type": self.type,
             "actor": dict(self.actor),
+            "login": self.login,
             "summary": self.summary,
             "effect": self.effect,
             "why": None if self.superseded is None else f"{self.superseded.reason} (rule: {self.superseded.rule})",
@@ -94,6 +97,7 @@ CSV_COLUMNS = (
     "version",
     "type",
     "actor",
+    "login",
     "summary",
     "effect",
     "why",
@@ -149,6 +153,7 @@ def timeline(
                 actor=dict(event.actor),
                 summary=text,
                 superseded=stopped,
+                login=event.inserted_by,
             )
         )
     return rows

@@ -276,7 +276,8 @@ def answers(url: str, instants: tuple[str, ...], *, lines: bool = True) -> dict[
             "owner": [outcome(url, "owner", reference, "--at", t, "--as-known-at", t) for t in instants],
             "obligations": [outcome(url, "obligations", reference, "--at", t) for t in instants],
         }
-    dropped = {"file", "file_sha256", "ingested_at", "hash", "prev_hash"} | (set() if lines else {"line"})
+    # provenance of this ledger's copy: when it took the events in, which login inserted them
+    dropped = {"file", "file_sha256", "ingested_at", "hash", "prev_hash", "login"} | (set() if lines else {"line"})
     return _without_provenance(found, frozenset(dropped))
 
 

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import main
+from ledger.identity import os_login
 from projections.timeline import CSV_COLUMNS
 
 REF = "R-E2E-0001"
@@ -175,8 +176,10 @@ def test_a_bad_time_is_one_line_error(run: Run) -> None:
 def test_history_lists_intervals_and_gaps_with_durations(run: Run) -> None:
     history = as_json(run("history", REF, "--at", "2024-05-10T17:00:00Z", "--json"))
 
-    accepted = {"version": 5, "type": "ownership_accepted", "line": 5}
-    released = {"version": 6, "type": "ownership_released", "line": 6}
+    # each event names the login that inserted it: on SQLite, the operating-system account
+    me = os_login()
+    accepted = {"version": 5, "type": "ownership_accepted", "line": 5, "login": me}
+    released = {"version": 6, "type": "ownership_released", "line": 6, "login": me}
     assert history["ownership"] == [
         {
             "unit": "U-OPSA",
@@ -193,7 +196,7 @@ def test_history_lists_intervals_and_gaps_with_durations(run: Run) -> None:
             "start": "2024-05-01T09:00:00Z",
             "end": "2024-05-02T08:00:00Z",
             "days": 0.96,
-            "opened_by": {"version": 1, "type": "received", "line": 1},
+            "opened_by": {"version": 1, "type": "received", "line": 1, "login": me},
             "closed_by": accepted,
         },
         {"start": "2024-05-08T17:00:00Z", "end": None, "days": 2.0, "opened_by": released, "closed_by": None},
