@@ -14,7 +14,12 @@ _LOGINS = {"metavar": "LOGIN", "multiple": True}
 
 @click.group("db")
 def db_group() -> None:
-    """Set up a PostgreSQL ledger for a team: who owns it, who records, who reads, who audits."""
+    """Set up a PostgreSQL ledger for a team: who owns it, who records, who reads, who audits.
+
+    \b
+    Example:
+      refledger --db postgresql://dba@db/ledger db grant --recorder alice --reader bob
+    """
 
 
 @db_group.command("grant")

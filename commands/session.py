@@ -72,14 +72,19 @@ class Session:
             except OSError as error:
                 raise InvalidInput(f"cannot read the signing key {path}: {error.strerror}") from None
             ledger.signer = Signer.from_pem(pem)
-        required = self.policy.signatures_required
-        if required:
-            from projections.ownership import EVENT_TYPES
+        # read when something is first recorded: a command that only reads needs no policy
+        ledger.signature_policy = self.required_signature_topics
 
-            unknown = sorted(set(required) - set(EVENT_TYPES.values()))
-            if unknown:
-                raise InvalidInput(f"policy [signatures] required names unknown event types: {', '.join(unknown)}")
-            ledger.signatures_required = frozenset(cls.TOPIC for cls, name in EVENT_TYPES.items() if name in required)
+    def required_signature_topics(self) -> frozenset[str]:
+        """The topics of the event types the policy's [signatures] required names."""
+        from ledger.errors import InvalidInput
+        from projections.ownership import EVENT_TYPES
+
+        required = self.policy.signatures_required
+        unknown = sorted(set(required) - set(EVENT_TYPES.values()))
+        if unknown:
+            raise InvalidInput(f"policy [signatures] required names unknown event types: {', '.join(unknown)}")
+        return frozenset(cls.TOPIC for cls, name in EVENT_TYPES.items() if name in required)
 
     @property
     def ledger(self) -> Ledger:

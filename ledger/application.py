@@ -123,10 +123,14 @@ class Ledger(Application[UUID]):
         self._signing_checked: set[str] = set()
         #: topics whose live events must be signed (policy [signatures])
         self.signatures_required: frozenset[str] = frozenset()
+        #: gives ``signatures_required`` when the first save needs it (the policy is read then)
+        self.signature_policy: Callable[[], frozenset[str]] | None = None
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """Sign each event with the recording person's key (when one is given) and refuse a
         live event the policy requires signed but no key signs (rule ``signature-required``)."""
+        if self.signature_policy is not None:
+            self.signatures_required, self.signature_policy = self.signature_policy(), None
         if self.signer is not None or self.signatures_required:
             for obj in objs:
                 for event in obj.pending_events if isinstance(obj, Aggregate) else [obj]:
