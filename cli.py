@@ -8,6 +8,7 @@ import click
 
 from commands.audit import audit_group, backlog_command, projections_group
 from commands.demo import demo
+from commands.deployment import db_group
 from commands.directory import accountable_command, directory_group, person_group, role_group, secondment_group, unit_group
 from commands.integrity import checkpoint, keygen, proof, verify, verify_proof_command
 from commands.looking import export_command, referrals_command, show_command
@@ -94,9 +95,15 @@ class LedgerGroup(click.Group):
     envvar="REFLEDGER_POLICY",
     help="Policy rules (TOML) for every answer that judges obligations (default: the built-in rules; see 'refledger policy show').",
 )
+@click.option(
+    "--signing-key",
+    metavar="KEY",
+    envvar="REFLEDGER_SIGNING_KEY",
+    help="Sign every event recorded with this Ed25519 private key (registered for the person: see 'keygen --person').",
+)
 @click.version_option(package_name="referral-ledger", prog_name="refledger")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool, policy_file: str | None) -> None:
+def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool, policy_file: str | None, signing_key: str | None) -> None:
     """Referral Ledger: who owned each referral when, what is overdue, and proof that the
     record was not altered. Every action is an immutable event.
 
@@ -104,7 +111,7 @@ def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool, p
     Example:
       refledger demo
     """
-    ctx.obj = Session(db=db, actor_text=actor, as_json=as_json, policy_file=policy_file)
+    ctx.obj = Session(db=db, actor_text=actor, as_json=as_json, policy_file=policy_file, signing_key_file=signing_key)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -184,6 +191,7 @@ main.add_command(projections_group)
 main.add_command(report_command)
 main.add_command(demo)
 main.add_command(migration_group)
+main.add_command(db_group)
 for _directory_command in (unit_group, person_group, role_group, secondment_group, directory_group, accountable_command):
     main.add_command(_directory_command)
 main.add_command(referrals_command)

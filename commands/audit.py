@@ -478,3 +478,21 @@ def migrations_command(fmt: str | None) -> None:
     from commands.migration import migrations_body
 
     migrations_body(fmt)
+
+
+@audit_group.command("signatures")
+@click.option("--fail-on-findings", is_flag=True, help=_FINDINGS_HELP)
+@output_options()
+def signatures_command(fail_on_findings: bool, fmt: str | None) -> None:
+    """List every event of a type the policy requires signed ([signatures] required) that
+    carries no signature: live recording refuses them, so these came with an
+    ``import --historical`` or before the requirement. Whether a signature verifies is
+    ``verify``'s check.
+
+    \b
+    Example:
+      refledger audit signatures
+    """
+    from commands.signing import audit_signatures_body
+
+    audit_signatures_body(fail_on_findings, fmt)

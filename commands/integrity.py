@@ -54,19 +54,30 @@ def _public_key(value: str | None) -> bytes | None:
 
 @click.command("keygen")
 @click.option("--out", "out", type=_FILE, required=True, metavar="KEY", help="Private key file to create (KEY.pub is written beside it).")
+@click.option("--person", metavar="PERSON", help="A person's key for signing events: its public half is registered in the directory.")
 @output_options(tabular=False)
-def keygen(out: Path, fmt: str | None) -> None:
+def keygen(out: Path, person: str | None, fmt: str | None) -> None:
     """Create an Ed25519 key pair for signing checkpoints.
 
     The private key (PEM, PKCS 8, readable by its owner only) goes to KEY, the public key
     to KEY.pub. Give the public key to the auditors who will verify checkpoints; keep the
     private key with whoever takes checkpoints.
 
+    With --person, the key is that person's, for signing the events they record
+    (--signing-key or REFLEDGER_SIGNING_KEY); its public half is registered for them in the
+    directory, as an event recorded --as whoever issues it.
+
     \b
     Example:
       refledger keygen --out checkpoint-key.pem
     """
     from ledger.checkpoint import new_signing_key
+
+    if person is not None:
+        from commands.signing import person_keygen
+
+        person_keygen(person, out, fmt)
+        return
 
     private, public_pem, public_hex = new_signing_key()
     public_path = out.with_name(out.name + ".pub")

@@ -84,7 +84,7 @@ def stored_event(event: Any, stream: str) -> dict[str, Any]:
     from ledger.canonical import event_hash
     from projections.ownership import event_type
 
-    common = {"occurred_at", "actor", "late_reason", "source_recorded_at", "source", "prev_hash", "timestamp"}
+    common = {"occurred_at", "actor", "late_reason", "source_recorded_at", "source", "prev_hash", "timestamp", "inserted_by", "signature"}
     common |= {"originator_id", "originator_version"}
     return {
         "stream": stream,
@@ -98,6 +98,8 @@ def stored_event(event: Any, stream: str) -> dict[str, Any]:
         "source_recorded_at": event.source_recorded_at,
         "actor": f"{event.actor['person']}:{event.actor['role']}@{event.actor['unit']}",
         "late_reason": event.late_reason,
+        "login": event.inserted_by,
+        "signed": getattr(event, "signature", None) is not None,
         "hash": event_hash(event),
         "line": event.source.get("line") if isinstance(event.source, dict) else None,
         "prev_hash": event.prev_hash,

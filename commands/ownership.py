@@ -143,7 +143,8 @@ def _event_label(ref: dict[str, Any] | None) -> str | None:
     if ref is None:
         return None
     line = f" (line {ref['line']})" if ref.get("line") is not None else ""
-    return f"v{ref['version']} {ref['type']}{line}"
+    login = f" by {ref['login']}" if ref.get("login") else ""
+    return f"v{ref['version']} {ref['type']}{line}{login}"
 
 
 def history_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -223,7 +224,7 @@ def timeline_command(reference: str, known_text: str | None, fmt: str | None) ->
         emit(fmt, document, rows=timeline_table(document["events"]), columns=TIMELINE_COLUMNS, text=timeline_heading(document))
 
 
-TIMELINE_COLUMNS = ("occurred_at", "recorded_at", "lag_days", "late", "who", "what")
+TIMELINE_COLUMNS = ("occurred_at", "recorded_at", "lag_days", "late", "who", "login", "what")
 
 
 def timeline_table(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -241,6 +242,7 @@ def timeline_table(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "lag_days": row["lag_days"],
             "late": late(row),
             "who": _actor(row["actor"]),
+            "login": row["login"],
             "what": what(row),
         }
         for row in events

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from ledger.values import Actor
 
 ACTOR_ENV = "REFLEDGER_ACTOR"
+SIGNING_KEY_ENV = "REFLEDGER_SIGNING_KEY"
 POLICY_ENV = "REFLEDGER_POLICY"
 
 
@@ -43,6 +45,8 @@ class Session:
     _policy: Policy | None = field(default=None, repr=False)
     #: this invocation made a new ledger (a failed first command takes it away again)
     _created: bool = field(default=False, repr=False)
+    #: --signing-key FILE (or $REFLEDGER_SIGNING_KEY): the recording person's Ed25519 key
+    signing_key_file: str | None = None
 
     def open(self, *, create: bool = False) -> tuple[Ledger, Database]:
         """The ledger of --db; ``create`` only for commands that may record into a new one.
@@ -57,8 +61,35 @@ class Session:
             self._created = create and not holds_ledger(self.db)
             self._ledger, self._database = open_ledger(self.db, create=create)
             self._ledger.policy_source = lambda: self.policy  # its [authority] rules judge what is recorded
+            self._sign_with(self._ledger)
         assert self._database is not None
         return self._ledger, self._database
+
+    def _sign_with(self, ledger: Ledger) -> None:
+        """Give the ledger the signing key, and the event types the policy requires signed."""
+        from ledger.errors import InvalidInput
+        from ledger.identity import Signer
+
+        path = self.signing_key_file or os.environ.get(SIGNING_KEY_ENV) or None
+        if path:
+            try:
+                pem = Path(path).read_bytes()
+            except OSError as error:
+                raise InvalidInput(f"cannot read the signing key {path}: {error.strerror}") from None
+            ledger.signer = Signer.from_pem(pem)
+        # read when something is first recorded: a command that only reads needs no policy
+        ledger.signature_policy = self.required_signature_topics
+
+    def required_signature_topics(self) -> frozenset[str]:
+        """The topics of the event types the policy's [signatures] required names."""
+        from ledger.errors import InvalidInput
+        from projections.ownership import EVENT_TYPES
+
+        required = self.policy.signatures_required
+        unknown = sorted(set(required) - set(EVENT_TYPES.values()))
+        if unknown:
+            raise InvalidInput(f"policy [signatures] required names unknown event types: {', '.join(unknown)}")
+        return frozenset(cls.TOPIC for cls, name in EVENT_TYPES.items() if name in required)
 
     @property
     def ledger(self) -> Ledger:

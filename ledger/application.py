@@ -24,6 +24,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, Notification, Tran
 from ledger.authority import AGENCY_UNIT, Judge
 from ledger.canonical import GENESIS, event_hash
 from ledger.errors import LedgerError, NotFound, RuleViolation
+from ledger.identity import Signer, checked_public_key, key_refusal, os_login
 from ledger.migration import CLOSED_BY_COMMAND, CLOSED_BY_LIVE_EVENT, MIGRATION_STREAM, HistoryImported, MigrationClosed, MigrationState
 from ledger.policy import DEFAULT_POLICY, SUPERVISORY_ROLES, Policy
 from ledger.referral import Amendable, LedgerEvent, Referral
@@ -118,6 +119,48 @@ class Ledger(Application[UUID]):
         self.supervisory_roles: tuple[str, ...] = SUPERVISORY_ROLES
         #: the policy whose authority rules judge live entries (read on first use: the session sets it)
         self.policy_source: Callable[[], Policy] = lambda: DEFAULT_POLICY
+        #: the login every event this ledger records carries (``inserted_by``): the wiring sets
+        #: the database's own answer (PostgreSQL's session_user); by default the OS account
+        self.login: str | None = os_login()
+        #: signs every event recorded (the key must be registered for the event's person)
+        self.signer: Signer | None = None
+        self._signing_checked: set[str] = set()
+        #: topics whose live events must be signed (policy [signatures])
+        self.signatures_required: frozenset[str] = frozenset()
+        #: gives ``signatures_required`` when the first save needs it (the policy is read then)
+        self.signature_policy: Callable[[], frozenset[str]] | None = None
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Sign each event with the recording person's key (when one is given) and refuse a
+        live event the policy requires signed but no key signs (rule ``signature-required``)."""
+        if self.signature_policy is not None:
+            self.signatures_required, self.signature_policy = self.signature_policy(), None
+        if self.signer is not None or self.signatures_required:
+            for obj in objs:
+                for event in obj.pending_events if isinstance(obj, Aggregate) else [obj]:
+                    if isinstance(event, LedgerEvent):
+                        self._sign(event)
+        return super().save(*objs, **kwargs)
+
+    def _sign(self, event: LedgerEvent) -> None:
+        person = event.actor["person"]
+        if event.source_recorded_at is not None:
+            return  # a historical line: its actor did not record it here, so nobody signs for them
+        if self.signer is None:
+            if type(event).TOPIC in self.signatures_required:
+                raise RuleViolation(
+                    "signature-required",
+                    f"the policy requires {type(event).TOPIC.removeprefix('refledger:')} events to be signed: "
+                    "give the person's key (--signing-key or REFLEDGER_SIGNING_KEY)",
+                )
+            return
+        if person not in self._signing_checked:
+            state = self.person_state(person)
+            refusal = key_refusal(person, state.keys if state else (), self.signer.public_key)
+            if refusal is not None:
+                raise RuleViolation(*refusal)
+            self._signing_checked.add(person)
+        object.__setattr__(event, "signature", self.signer.sign(event_hash(event)))
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
@@ -129,7 +172,7 @@ class Ledger(Application[UUID]):
     # --- the shape every command shares -------------------------------------------
 
     def _entry(self, stamp: Stamp) -> Entry:
-        entry = Entry.resolve(stamp, self.clock())
+        entry = Entry.resolve(stamp, self.clock(), self.login)
         if stamp.source_recorded_at is None:  # a historical line is kept, and judged by `audit actors` and `audit authority`
             agency = self._check_actor(entry)
             entry = replace(entry, authority=Judge(self.policy_source().authority_rules(), agency))
@@ -283,7 +326,7 @@ class Ledger(Application[UUID]):
         first, last = source_range or (None, None)
         event = self.migration().new_event(
             HistoryImported,
-            Entry.resolve(stamp, self.clock()),
+            Entry.resolve(stamp, self.clock(), self.login),
             file_sha256=file_sha256,
             lines=lines,
             referrals=referrals,
@@ -298,7 +341,7 @@ class Ledger(Application[UUID]):
         state = self.migration()
         if state.closed is not None:
             raise RuleViolation("migration-closed", f"the migration already closed at {iso(state.closed.timestamp)}")
-        event = state.new_event(MigrationClosed, Entry.resolve(stamp, self.clock()), reason=CLOSED_BY_COMMAND)
+        event = state.new_event(MigrationClosed, Entry.resolve(stamp, self.clock(), self.login), reason=CLOSED_BY_COMMAND)
         try:
             self.save(event)
         except IntegrityError:
@@ -460,7 +503,7 @@ class Ledger(Application[UUID]):
             prev_hash = GENESIS if last is None else event_hash(last)
         else:
             next_version, prev_hash = self._directory_next[key]
-        entry = log.trigger_event(next_originator_version=next_version, prev_hash=prev_hash, **fields)
+        entry = log.trigger_event(next_originator_version=next_version, prev_hash=prev_hash, inserted_by=self.login, **fields)
         if self._batch is not None:
             self._directory_next[key] = (next_version + 1, event_hash(entry))
         return entry
@@ -646,6 +689,19 @@ class Ledger(Application[UUID]):
     def end_secondment(self, stamp: Stamp, person: str) -> None:
         found = self._get(Person, person_stream(person), f"person {person}")
         found.record(Person.SecondmentEnded, self._entry(stamp))
+        self._keep(found)
+
+    @retried
+    def register_key(self, stamp: Stamp, person: str, public_key: str) -> None:
+        """From now ``public_key`` (Ed25519, hex) signs the events ``person`` records."""
+        found = self._get(Person, person_stream(person), f"person {person}")
+        found.record(Person.KeyRegistered, self._entry(stamp), person=person, public_key=checked_public_key(public_key))
+        self._keep(found)
+
+    @retried
+    def revoke_key(self, stamp: Stamp, person: str, public_key: str, reason: str | None = None) -> None:
+        found = self._get(Person, person_stream(person), f"person {person}")
+        found.record(Person.KeyRevoked, self._entry(stamp), person=person, public_key=checked_public_key(public_key), reason=reason)
         self._keep(found)
 
     @retried

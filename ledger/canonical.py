@@ -22,7 +22,9 @@ from ledger.transcoder import untag
 #: the "predecessor hash" of the first event of every stream.
 GENESIS = "0" * 64
 
-_NOT_FIELDS = frozenset({"originator_id", "originator_version"})
+#: not part of the canonical bytes: the stream and version (written as such), and the person's
+#: signature, which is made over the event's hash (ledger.identity)
+_NOT_FIELDS = frozenset({"originator_id", "originator_version", "signature"})
 # instants as ISO 8601 with Z; orjson writes microseconds whenever there are any
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z
 

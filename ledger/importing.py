@@ -459,6 +459,25 @@ DIRECTORY_RECORD_TYPES: tuple[RecordType, ...] = (
         "refledger secondment end P-042 --as P-900:hr-officer@U-HR",
         directory_group="secondment",
     ),
+    RecordType(
+        "key_registered",
+        "add-key",
+        "register_key",
+        (_PERSON, _f("public_key", help="The Ed25519 public key that signs for them (64 hex digits).")),
+        "Register a person's signing key (refledger keygen --person makes one and registers it).",
+        "refledger person add-key P-042 --public-key 8a0ac23da6138e4de4b3bdb25c7fa8e26d31aa3a252f067ba2106c40b3f0209d --as P-900:hr-officer@U-HR",
+        directory_group="person",
+    ),
+    RecordType(
+        "key_revoked",
+        "revoke-key",
+        "revoke_key",
+        (_PERSON, _f("public_key", help="The public key that no longer signs for them (64 hex digits)."), _REASON),
+        "Revoke a person's signing key: from now it signs nothing (what it signed before stays valid).",
+        "refledger person revoke-key P-042 --public-key 8a0ac23da6138e4de4b3bdb25c7fa8e26d31aa3a252f067ba2106c40b3f0209d "
+        "--reason 'laptop lost' --as P-900:hr-officer@U-HR",
+        directory_group="person",
+    ),
 )
 RECORD_TYPES = RECORD_TYPES + DIRECTORY_RECORD_TYPES
 

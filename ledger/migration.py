@@ -97,6 +97,7 @@ class MigrationState:
             late_reason=None,
             source_recorded_at=None,
             source=None,
+            inserted_by=entry.login,
             prev_hash=GENESIS if self.last is None else event_hash(self.last),
             **fields,
         )

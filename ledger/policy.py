@@ -67,10 +67,14 @@ Policy file (TOML); every key is optional, days may be fractional::
     roles = ["accountable", "supervisory", "tasking"]   # force-answer; groups of [directory]
     also_roles = ["intake-officer"] # and further role names
 
+    [signatures]                    # event types whose live recording must be signed
+    required = ["ownership_accepted", "ownership_released", "decision_recorded", "review_recorded"]
+
 ``policy.directory`` is a ``DirectoryRoles``: ``accountable_roles``,
 ``supervisory_roles``, ``tasking_roles``, ``decision_roles`` (tuples of role names).
 ``policy.authority`` maps each rule key to its ``RuleSettings``; ``policy.authority_rules()``
 is the ``ledger.authority.Authority`` that judges live entries with them.
+``policy.signatures_required``: the event types (import-format names) of ``[signatures]``.
 """
 
 from __future__ import annotations
@@ -160,7 +164,8 @@ _NOTES: Final[Mapping[str, str]] = {
 # (due = start + period) long before timedelta's own limit.
 _MAX_DAYS: Final = 36_525
 
-_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory", "authority")
+_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory", "authority", "signatures")
+_EVENT_TYPE_PATTERN: Final = re.compile(r"[a-z][a-z_]*")
 _ROLE_PATTERN: Final = re.compile(r"[^:@\s]+")
 # The name is the part of the version before '@', so it must not contain one.
 _NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -270,6 +275,8 @@ class Policy:
     directory: DirectoryRoles = field(default_factory=DirectoryRoles)
     #: the ``[authority]`` table by rule key (may be partial: the rest keeps its defaults)
     authority: Mapping[str, _authority.RuleSettings] = field(default_factory=lambda: _authority.DEFAULT_SETTINGS, hash=False)
+    #: event types (import-format names) whose live recording must carry the person's signature
+    signatures_required: tuple[str, ...] = ()
     # The version hashes this, and equality and hashing use it, because a
     # read-only mapping is not itself hashable.
     _canonical: str = field(init=False, repr=False)
@@ -282,7 +289,7 @@ class Policy:
         resolved = _resolved_rules(self.rules, "Policy")
         object.__setattr__(self, "rules", resolved)
         object.__setattr__(self, "authority", MappingProxyType({**_authority.DEFAULT_SETTINGS, **self.authority}))
-        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory, self.authority))
+        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory, self.authority, self.signatures_required))
         groups = {group: getattr(self.directory, f"{group}_roles") for group in _authority.ROLE_GROUPS}
         object.__setattr__(self, "_authority_rules", _authority.Authority(self.authority, groups))
 
@@ -419,7 +426,20 @@ def policy_from_toml(text: str, source: str = "<string>") -> Policy:
         rules=rules,
         directory=_checked_directory(document.get("directory", {}), source),
         authority=_checked_authority(document.get("authority", {}), source),
+        signatures_required=_checked_signatures(document.get("signatures", {}), source),
     )
+
+
+def _checked_signatures(value: object, source: str) -> tuple[str, ...]:
+    if not isinstance(value, Mapping):
+        raise _error(source, ("signatures",), f"must be a table, got {_shown(value)}")
+    for key in value:
+        if key != "required":
+            raise _error(source, ("signatures", key), "is not a known key", expected=("required",))
+    types = value.get("required", [])
+    if not isinstance(types, list) or not all(isinstance(t, str) and _EVENT_TYPE_PATTERN.fullmatch(t) for t in types):
+        raise _error(source, ("signatures", "required"), f"must be a list of event types (ownership_accepted, …), got {_shown(types)}")
+    return tuple(dict.fromkeys(types))
 
 
 def _resolved_rules(overrides: object, source: str) -> ResolvedRules:
@@ -504,12 +524,19 @@ def _checked_band(band: str) -> str:
     return band
 
 
-def _canonical_json(rules: ResolvedRules, directory: DirectoryRoles, authority: Mapping[str, _authority.RuleSettings]) -> str:
+def _canonical_json(
+    rules: ResolvedRules,
+    directory: DirectoryRoles,
+    authority: Mapping[str, _authority.RuleSettings],
+    signatures_required: tuple[str, ...] = (),
+) -> str:
     plain: dict[str, object] = {rule_id: dict(settings) for rule_id, settings in rules.items()}
     if directory != DirectoryRoles():  # the default roles leave a rule set's version as it was
         plain["[directory]"] = directory.as_dict()
     if dict(authority) != dict(_authority.DEFAULT_SETTINGS):  # so do the default authority rules
         plain["[authority]"] = {key: settings.as_dict() for key, settings in authority.items()}
+    if signatures_required:  # and no signature requirement
+        plain["[signatures]"] = sorted(signatures_required)
     return json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
 

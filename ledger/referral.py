@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from types import UnionType
 from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, get_type_hints
@@ -40,6 +41,8 @@ class LedgerEvent(Aggregate.Event):
     source_recorded_at: datetime | None
     source: dict[str, Any] | None
     prev_hash: str
+    #: the login that inserted it (absent on events recorded before logins were kept)
+    inserted_by: str | None = dataclass_field(default=None, kw_only=True)
 
     TOPIC: ClassVar[str]
 
@@ -553,6 +556,7 @@ def entry_fields(entry: Entry) -> dict[str, Any]:
         "late_reason": entry.late_reason,
         "source_recorded_at": entry.source_recorded_at,
         "source": entry.source,
+        "inserted_by": entry.login,
     }
 
 

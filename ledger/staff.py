@@ -178,6 +178,21 @@ class Person(_Chained, created_event_name="Registered"):
     class SecondmentEnded(Event):
         TOPIC = "refledger:Person.SecondmentEnded"
 
+    class KeyRegistered(Event):
+        """From now the person may sign the events they record with this Ed25519 key."""
+
+        TOPIC = "refledger:Person.KeyRegistered"
+        person: str
+        public_key: str  # the raw 32-byte public key, hex
+
+    class KeyRevoked(Event):
+        """From now the key no longer signs for the person (what it signed before stays valid)."""
+
+        TOPIC = "refledger:Person.KeyRevoked"
+        person: str
+        public_key: str
+        reason: str | None
+
     @property
     def person(self) -> str:
         first = self.history[0]
@@ -248,6 +263,7 @@ class StaffListed(DomainEvent):
     kind: str  # "unit" | "person"
     name: str
     prev_hash: str  # chained like every stream: the previous entry's hash, GENESIS for the first
+    inserted_by: str | None = field(default=None, kw_only=True)
 
 
 register_topic(StaffListed.TOPIC, StaffListed)
@@ -264,6 +280,8 @@ STAFF_EVENT_TYPES: dict[type[LedgerEvent], str] = {
     Person.Left: "person_left",
     Person.SecondmentStarted: "secondment_started",
     Person.SecondmentEnded: "secondment_ended",
+    Person.KeyRegistered: "key_registered",
+    Person.KeyRevoked: "key_revoked",
     StaffDirectory.Enforced: "directory_enforced",
 }
 
@@ -370,6 +388,8 @@ class PersonState:
     registered_at: datetime
     left_at: datetime | None = None
     secondments: list[Secondment] = field(default_factory=list)
+    #: the public keys (hex) that sign for the person, in force now (registered, not revoked)
+    keys: list[str] = field(default_factory=list)
 
     def on_staff_at(self, at: datetime) -> bool:
         return self.registered_at <= at and (self.left_at is None or at < self.left_at)
@@ -394,6 +414,12 @@ class PersonState:
                     "one-secondment",
                     f"{self.person} is already seconded to {open_ones[-1].to_organisation} from {iso(open_ones[-1].start)}",
                 )
+        elif kind is Person.KeyRegistered:
+            if fields["public_key"] in self.keys:
+                return ("key-registered-once", f"the key {fields['public_key'][:16]}… is already registered for {self.person}")
+        elif kind is Person.KeyRevoked:
+            if fields["public_key"] not in self.keys:
+                return ("key-revoked-was-registered", f"the key {fields['public_key'][:16]}… is not a key of {self.person} in force")
         elif kind is Person.SecondmentEnded:
             open_ones = [s for s in self.secondments if s.end is None]
             if not open_ones:
@@ -413,6 +439,10 @@ class PersonState:
             self.secondments.append(Secondment(event.to_organisation, event.occurred_at))
         elif isinstance(event, Person.SecondmentEnded):
             next(s for s in reversed(self.secondments) if s.end is None).end = event.occurred_at
+        elif isinstance(event, Person.KeyRegistered):
+            self.keys.append(event.public_key)
+        elif isinstance(event, Person.KeyRevoked):
+            self.keys.remove(event.public_key)
 
 
 def known(history: Sequence[LedgerEvent], as_known_at: datetime | None) -> list[LedgerEvent]:

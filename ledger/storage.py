@@ -225,6 +225,71 @@ def append_only_statements(database: Database) -> list[str]:
     ]
 
 
+#: the tables the identity trigger keeps from the events it sees: who is registered with
+#: which login, and since when the directory is in force (written by the trigger only)
+LOGINS_TABLE = "refledger_logins"
+DIRECTORY_STATE_TABLE = "refledger_directory_state"
+
+
+def identity_statements(database: Database) -> list[str]:
+    """PostgreSQL: the login of every inserted event is the database's own, and (once the
+    directory is in force) a live event's actor is the person registered with that login.
+
+    A BEFORE INSERT trigger refuses a row whose ``inserted_by`` differs from session_user
+    (rule ``inserted-by-login``) and, from the directory's ``in_force_from``, a live row
+    (no ``source_recorded_at``) whose actor is registered with another login (rule
+    ``actor-login``). Person and directory events keep its two tables up to date. The
+    functions run as their owner (SECURITY DEFINER), so a recorder who may only INSERT
+    events can neither write those tables nor lock the events table except through them.
+    """
+    schema = f'"{database.schema or "public"}"'
+    table = f"{schema}.{database.events_table}"
+    logins, state = f"{schema}.{LOGINS_TABLE}", f"{schema}.{DIRECTORY_STATE_TABLE}"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {logins} (person text PRIMARY KEY, login text)",
+        f"CREATE TABLE IF NOT EXISTS {state} (in_force_from timestamptz NOT NULL)",
+        f"INSERT INTO {logins} (person, login) SELECT s->>'person', s->>'login' FROM "
+        f"(SELECT convert_from(state, 'UTF8')::jsonb AS s FROM {table} WHERE topic = 'refledger:Person.Registered') AS r "
+        "ON CONFLICT DO NOTHING",
+        f"INSERT INTO {state} (in_force_from) SELECT (convert_from(state, 'UTF8')::jsonb->'in_force_from'->>'_data_')::timestamptz "
+        f"FROM {table} WHERE topic = 'refledger:StaffDirectory.Enforced' AND NOT EXISTS (SELECT 1 FROM {state})",
+        f"CREATE OR REPLACE FUNCTION {schema}.refledger_check_login() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+        "SET search_path = pg_catalog AS $$ "
+        "DECLARE s jsonb; claimed text; registered text; since timestamptz; "
+        "BEGIN "
+        "s := convert_from(NEW.state, 'UTF8')::jsonb; "
+        "claimed := s->>'inserted_by'; "
+        "IF claimed IS DISTINCT FROM session_user THEN "
+        "RAISE EXCEPTION 'inserted-by-login: the event says it is inserted by %, but the database login is %', "
+        "coalesce(claimed, '(nobody)'), session_user; END IF; "
+        f"IF NEW.topic = 'refledger:Person.Registered' THEN "
+        f"INSERT INTO {logins} (person, login) VALUES (s->>'person', s->>'login') ON CONFLICT DO NOTHING; "
+        f"ELSIF NEW.topic = 'refledger:StaffDirectory.Enforced' THEN "
+        f"INSERT INTO {state} (in_force_from) VALUES ((s->'in_force_from'->>'_data_')::timestamptz); END IF; "
+        "IF s ? 'actor' AND jsonb_typeof(s->'source_recorded_at') IS DISTINCT FROM 'string' "
+        "AND jsonb_typeof(s->'source_recorded_at') IS DISTINCT FROM 'object' THEN "
+        f"SELECT min(in_force_from) INTO since FROM {state}; "
+        "IF since IS NOT NULL AND (s->'timestamp'->>'_data_')::timestamptz >= since THEN "
+        f"SELECT login INTO registered FROM {logins} WHERE person = s->'actor'->>'person'; "
+        "IF registered IS NOT NULL AND registered <> session_user THEN "
+        "RAISE EXCEPTION 'actor-login: % is registered with the login %; this database login is %', "
+        "s->'actor'->>'person', registered, session_user; END IF; END IF; END IF; "
+        "RETURN NEW; END $$",
+        f"CREATE OR REPLACE TRIGGER {database.events_table}_login BEFORE INSERT ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {schema}.refledger_check_login()",
+        f"CREATE OR REPLACE FUNCTION {schema}.refledger_lock_events() RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+        f"SET search_path = pg_catalog AS $$ BEGIN LOCK TABLE {table} IN EXCLUSIVE MODE; END $$",
+    ]
+
+
+def database_login(ledger: Application[Any], database: Database) -> str | None:
+    """The login the database itself says this connection has (PostgreSQL's session_user);
+    None on SQLite, which has no logins."""
+    if database.backend == "sqlite":
+        return None
+    return str(_query(ledger, database, "SELECT session_user", ())[0][0])
+
+
 def install_append_only_guards(ledger: Application[Any], database: Database) -> None:
     """Database triggers that refuse UPDATE, DELETE (and TRUNCATE) of stored events.
 
@@ -232,7 +297,7 @@ def install_append_only_guards(ledger: Application[Any], database: Database) -> 
     the hash chains and signed checkpoints are for.
     """
     if not _guards_in_force(ledger, database):
-        execute_sql(ledger, append_only_statements(database))
+        execute_sql(ledger, append_only_statements(database) + ([] if database.backend == "sqlite" else identity_statements(database)))
 
 
 def guard_names(database: Database) -> list[str]:
@@ -240,7 +305,7 @@ def guard_names(database: Database) -> list[str]:
     table = database.events_table
     if database.backend == "sqlite":
         return [f"{table}_no_update", f"{table}_no_delete"]
-    return [f"{table}_no_update_delete", f"{table}_no_truncate"]
+    return [f"{table}_no_update_delete", f"{table}_no_truncate", f"{table}_login"]
 
 
 def _guards_in_force(ledger: Application[Any], database: Database) -> bool:
@@ -519,3 +584,96 @@ def _query(
         if not fetch:
             return []
         return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in cursor.fetchall()]
+
+
+# --- deployment: the group roles of a PostgreSQL ledger ----------------------------------
+
+#: the group roles ``refledger db grant`` makes, by what they are for (names: PREFIX_KIND)
+ROLE_KINDS = ("owner", "recorder", "reader", "auditor")
+
+
+def grant_roles(database: Database, prefix: str, members: dict[str, list[str]]) -> list[str]:
+    """Create (where missing) the deployment's group roles and grant them their rights on the
+    ledger's schema; add existing logins to them (``members``: role kind → logins).
+
+    - PREFIX_owner (NOLOGIN): owns the schema, its tables, sequences and functions; nobody
+      logs in as it day to day, so no working login can drop a trigger.
+    - PREFIX_recorder: SELECT and INSERT on the events (no UPDATE, DELETE or TRUNCATE), the
+      table lock through the ledger's function, and the read models (derived tables it
+      may create and rewrite).
+    - PREFIX_reader: SELECT on every table (its read models live in a temporary store).
+    - PREFIX_auditor: what a reader has, and INSERT on the checkpoints.
+
+    One transaction; running it again changes nothing. Returns one line per thing done.
+    """
+    from psycopg.sql import SQL, Identifier
+
+    if database.backend != "postgres":
+        raise StorageError("database roles are a PostgreSQL matter: a SQLite ledger is one file, guarded by its file permissions")
+    roles = {kind: f"{prefix}_{kind}" for kind in ROLE_KINDS}
+    schema = database.schema or "public"
+    done: list[str] = []
+    with connect_postgres(database) as connection, connection.transaction():
+        if connection.execute("SELECT to_regclass(%s)", (_qualified(database, database.events_table),)).fetchone()[0] is None:
+            raise NoLedger(f"no ledger at {database.location} (create one with 'refledger init' first)")
+
+        def run(statement: Any, *params: Any) -> Any:
+            return connection.execute(statement, params or None)
+
+        for kind, role in roles.items():
+            if run("SELECT 1 FROM pg_roles WHERE rolname = %s", role).fetchone():
+                done.append(f"role {role} exists")
+            else:
+                run(SQL("CREATE ROLE {} NOLOGIN").format(Identifier(role)))
+                done.append(f"created role {role} (NOLOGIN, for {kind}s)")
+        for statement in checkpoint_table_statements(database):
+            run(statement)
+        s, owner = Identifier(schema), Identifier(roles["owner"])
+        recorder, reader, auditor = Identifier(roles["recorder"]), Identifier(roles["reader"]), Identifier(roles["auditor"])
+        run(SQL("ALTER SCHEMA {} OWNER TO {}").format(s, owner))
+        tables = [row[0] for row in run("SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", schema).fetchall()]
+        sequences = [row[0] for row in run("SELECT sequencename FROM pg_sequences WHERE schemaname = %s", schema).fetchall()]
+        functions = run(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s", schema
+        ).fetchall()
+        for table in tables:
+            run(SQL("ALTER TABLE {}.{} OWNER TO {}").format(s, Identifier(table), owner))
+        for (function,) in functions:
+            run(SQL("ALTER FUNCTION " + function + " OWNER TO {}").format(owner))
+        done.append(
+            f"schema {schema}: {len(tables)} tables, {len(sequences)} sequences, {len(functions)} functions owned by {roles['owner']}"
+        )
+        run(SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(s))
+        run(SQL("GRANT USAGE ON SCHEMA {} TO {}, {}, {}").format(s, recorder, reader, auditor))
+        run(SQL("GRANT CREATE ON SCHEMA {} TO {}").format(s, recorder))
+        guarded = {database.events_table, CHECKPOINTS_TABLE, LOGINS_TABLE, DIRECTORY_STATE_TABLE}
+        for table in tables:
+            t = Identifier(table)
+            run(SQL("REVOKE ALL ON {}.{} FROM PUBLIC").format(s, t))
+            run(SQL("GRANT SELECT ON {}.{} TO {}, {}, {}").format(s, t, recorder, reader, auditor))
+            if table not in guarded:  # a read model: derived, rebuilt from the events
+                run(SQL("GRANT INSERT, UPDATE, DELETE ON {}.{} TO {}").format(s, t, recorder))
+        run(SQL("GRANT INSERT ON {}.{} TO {}").format(s, Identifier(database.events_table), recorder))
+        run(SQL("GRANT INSERT ON {}.{} TO {}").format(s, Identifier(CHECKPOINTS_TABLE), auditor))
+        for sequence in sequences:
+            run(SQL("GRANT USAGE ON SEQUENCE {}.{} TO {}, {}").format(s, Identifier(sequence), recorder, auditor))
+        lock = SQL("{}.refledger_lock_events()").format(s)
+        run(SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(lock))
+        run(SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(lock, recorder))
+        run(
+            SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}, {}, {}").format(
+                owner, s, recorder, reader, auditor
+            )
+        )
+        done.append(
+            f"granted {roles['recorder']}: SELECT, INSERT on {database.events_table} (no UPDATE, DELETE, TRUNCATE), the read models"
+        )
+        done.append(f"granted {roles['reader']}: SELECT")
+        done.append(f"granted {roles['auditor']}: SELECT, INSERT on {CHECKPOINTS_TABLE}")
+        for kind, logins in members.items():
+            for login in logins:
+                if not run("SELECT 1 FROM pg_roles WHERE rolname = %s AND rolcanlogin", login).fetchone():
+                    raise StorageError(f"there is no login {login!r} on this server (create it first: CREATE ROLE … LOGIN)")
+                run(SQL("GRANT {} TO {}").format(Identifier(roles[kind]), Identifier(login)))
+                done.append(f"granted {roles[kind]} to {login}")
+    return done

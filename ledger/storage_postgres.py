@@ -33,6 +33,15 @@ class ChunkedPostgresApplicationRecorder(PostgresApplicationRecorder):
     """The library's PostgreSQL application recorder, with large saves inserted in chunks and
     streams read in binary."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the table lock through the ledger's function (its owner's right to lock), so a
+        # recorder needs no UPDATE, DELETE or TRUNCATE privilege on the events table
+        self.lock_table_statements = [
+            self.lock_table_statements[0],
+            SQL("SELECT {}.refledger_lock_events()").format(Identifier(self.datastore.schema)),
+        ]
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events(
         self,

@@ -8,7 +8,7 @@ a pseudonymous reference and a category.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -193,6 +193,7 @@ class SubjectListed(DomainEvent):
     TOPIC = "refledger:SubjectDirectory.SubjectListed"
     subject: str
     prev_hash: str
+    inserted_by: str | None = field(default=None, kw_only=True)
 
 
 register_topic(SubjectListed.TOPIC, SubjectListed)

@@ -84,13 +84,16 @@ class Entry:
     source: dict[str, Any] | None
     #: the authority rules a live entry is judged by (None: a historical line, never refused for authority)
     authority: Judge | None = None
+    #: the login that records it: the database's session user (PostgreSQL) or the
+    #: operating-system account (SQLite); None when unknown
+    login: str | None = None
 
     @property
     def recorded_at(self) -> datetime:
         return self.source_recorded_at or self.ingested_at
 
     @classmethod
-    def resolve(cls, stamp: Stamp, now: datetime) -> Entry:
+    def resolve(cls, stamp: Stamp, now: datetime, login: str | None = None) -> Entry:
         return cls(
             actor=stamp.actor,
             occurred_at=stamp.occurred_at or now,
@@ -98,6 +101,7 @@ class Entry:
             late_reason=stamp.late_reason,
             source_recorded_at=stamp.source_recorded_at,
             source=stamp.source,
+            login=login,
         )
 
 

@@ -17,12 +17,15 @@ from ledger.canonical import CHAINED_TOPIC_PREFIXES, GENESIS, canonical_bytes
 from ledger.checkpoint import SIGNATURE_PROBLEMS, Checkpoint
 from ledger.checkpointing import stored_checkpoints
 from ledger.errors import InvalidInput, first_words
+from ledger.identity import KeyRing
 from ledger.merkle import MerkleFrontier
 from ledger.transcoder import untag
 
 #: the topics the directory cross-check names
 SUBJECT_LISTED_TOPIC = "refledger:SubjectDirectory.SubjectListed"
 SUBJECT_EXTRACTED_TOPIC = "refledger:Subject.Extracted"
+KEY_REGISTERED_TOPIC = "refledger:Person.KeyRegistered"
+_KEY_TOPICS = frozenset({KEY_REGISTERED_TOPIC, "refledger:Person.KeyRevoked"})
 #: chained topics whose next intact link needs nothing but the link check
 FAST_TOPIC_PREFIXES = tuple(prefix for prefix in CHAINED_TOPIC_PREFIXES if prefix != "refledger:SubjectDirectory.")
 
@@ -64,6 +67,7 @@ _KIND_ORDER = {
             "stored-checkpoint-mismatch",
             "stored-checkpoint-truncated",
             "signature",
+            "event-signature",
         )
     )
 }
@@ -205,6 +209,9 @@ class _Scan:
     directory_subjects: list[tuple[str, str, int, int, int]] = field(default_factory=list)
     leaf_differs: Finding | None = None
     first_event: Finding | None = None  # where leaf 0 is, for findings about the ledger's first event
+    #: each person's signing keys in force so far (log order), and how many signatures held
+    keys: KeyRing = field(default_factory=KeyRing)
+    signed: int = 0
     _next_point: int = 0
 
     def __post_init__(self) -> None:
@@ -255,6 +262,8 @@ class _Scan:
                 subtrees[-1] = sha256(b"\x01" + subtrees[-1] + right).digest()  # merkle.node_hash
                 carries >>= 1
             digest_hex = event_digest.hex()
+            if type(fields) is dict and (topic in _KEY_TOPICS or "signature" in fields):
+                self._check_signature(stream, leaf_index, position, version, topic, fields, digest_hex)
             if expected is not None and self.leaf_differs is None:
                 self._compare_leaf(expected, leaf, stream, leaf_index, position, version, topic)
             if leaf_index + 1 == next_size:
@@ -280,6 +289,29 @@ class _Scan:
                 self._link(stream, leaf_index, position, version, topic, fields, digest_hex)
         self.last_position = position
         self.size = leaf_index + 1
+
+    def _check_signature(self, stream: _Stream, leaf: int, position: int, version: int, topic: str, fields: Any, digest_hex: str) -> None:
+        """A signed event must verify with a key registered for its actor's person by then."""
+        if "signature" in fields:
+            actor = fields.get("actor")
+            person = actor.get("person") if isinstance(actor, dict) else None
+            if not isinstance(person, str):
+                problem = "it carries a signature but names no person who could have made it"
+            elif not self.keys.in_force(person):
+                problem = f"it is signed, but {person} had no signing key in force then"
+            elif not self.keys.holds(person, fields["signature"], digest_hex):
+                problem = f"its signature does not verify with {person}'s key: the event was changed, or signed by someone else"
+            else:
+                problem = ""
+                self.signed += 1
+            if problem:
+                self._add(Finding("event-signature", problem), stream, leaf, position, version, topic)
+        if topic in _KEY_TOPICS and isinstance(fields.get("person"), str) and isinstance(fields.get("public_key"), str):
+            # in force from the next event on (a key does not sign its own registration)
+            if topic == KEY_REGISTERED_TOPIC:
+                self.keys.register(fields["person"], fields["public_key"])
+            else:
+                self.keys.revoke(fields["person"], fields["public_key"])
 
     def _next_size(self) -> int:
         return self.points[self._next_point].size if self._next_point < len(self.points) else -1
@@ -656,6 +688,8 @@ class Verification:
     notes: tuple[str, ...]
     #: further checkpoint files given (``verify --checkpoint A --checkpoint B``), each checked the same way
     others: tuple[CheckpointCheck, ...] = ()
+    #: events whose signature verified with their person's key
+    signed: int = 0
 
     @property
     def sound(self) -> bool:
@@ -680,6 +714,7 @@ class Verification:
             "first_bad": self.first_bad.as_dict() if self.first_bad else None,
             "findings": [f.as_dict() for f in self.findings[:limit]],
             "findings_total": self.findings_total,
+            "signed_events": self.signed,
             "notes": list(self.notes),
         }
 
@@ -769,6 +804,7 @@ def verify_rows(
         guards=dict(guards or {}),
         notes=(),
         others=tuple(other_checks),
+        signed=scan.signed,
     )
     return replace(verification, notes=tuple(_notes(verification, scan)))
 

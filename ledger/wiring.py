@@ -13,6 +13,7 @@ from ledger.storage import (
     Database,
     NoLedger,
     create_schema,
+    database_login,
     events_table_exists,
     first_line,
     install_append_only_guards,
@@ -50,6 +51,7 @@ def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow, 
         ledger = Ledger(env=env, clock=clock, stream_reader=read_streams)
         if not database.read_only:
             install_append_only_guards(ledger, database)
+        ledger.login = database_login(ledger, database) or ledger.login
     except OPEN_ERRORS as error:
         raise StorageError(f"cannot open the ledger at {database.location}: {first_line(error)}") from None
     return ledger, database

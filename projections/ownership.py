@@ -465,7 +465,7 @@ def event_ref(event: LedgerEvent | None) -> dict[str, Any] | None:
     """How an answer points at an event: its stream version, type and import line."""
     if event is None:
         return None
-    return {"version": event.originator_version, "type": event_type(event), "line": source_line(event)}
+    return {"version": event.originator_version, "type": event_type(event), "line": source_line(event), "login": event.inserted_by}
 
 
 def history_document(history: OwnershipHistory, events: Sequence[LedgerEvent], now: datetime) -> dict[str, Any]:

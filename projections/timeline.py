@@ -52,6 +52,8 @@ class TimelineRow:
     actor: dict[str, str]
     summary: str
     superseded: Superseded | None = None
+    #: the login that inserted the event (None on events recorded before logins were kept)
+    login: str | None = None
 
     @property
     def lag(self) -> timedelta:
@@ -78,6 +80,7 @@ class TimelineRow:
             "version": self.version,
             "type": self.type,
             "actor": dict(self.actor),
+            "login": self.login,
             "summary": self.summary,
             "effect": self.effect,
             "why": None if self.superseded is None else f"{self.superseded.reason} (rule: {self.superseded.rule})",
@@ -95,6 +98,7 @@ CSV_COLUMNS = (
     "version",
     "type",
     "actor",
+    "login",
     "summary",
     "effect",
     "why",
@@ -150,6 +154,7 @@ def timeline(
                 actor=dict(event.actor),
                 summary=text,
                 superseded=stopped,
+                login=event.inserted_by,
             )
         )
     return rows

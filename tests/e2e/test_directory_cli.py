@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from click.testing import CliRunner, Result
@@ -40,7 +41,10 @@ def refused(db: str, *args: str) -> str:
 def db(database_url: str, tmp_path: Path) -> str:
     ok(database_url, "unit", "add", "U-HR", "--name", "HR", "--kind", "agency-unit", *SETUP)
     ok(database_url, "unit", "add", "U-OPS1", "--name", "Operations 1", "--kind", "agency-unit", "--parent", "U-HR", *SETUP)
-    ok(database_url, "person", "add", "P-900", "--employer", "NCA", "--login", "hr1", *SETUP)
+    # on PostgreSQL the database refuses an event by a person registered with another login
+    # than the one inserting it, so the HR officer is registered with the login this test uses
+    login = (urlparse(database_url).username or "postgres") if database_url.startswith("postgresql") else "hr1"
+    ok(database_url, "person", "add", "P-900", "--employer", "NCA", "--login", login, *SETUP)
     ok(database_url, "role", "assign", "P-900", "--role", "hr-officer", "--unit", "U-HR", *SETUP)
     staff = tmp_path / "staff.csv"
     staff.write_text(

@@ -90,7 +90,7 @@ def test_a_signed_checkpoint_kept_outside_verifies(run: Run, key: Path, tmp_path
     assert answer["stored_checkpoints"] == {"checked": 1, "matching": 1}
     assert set(answer) == {
         "ok", "events", "streams", "root", "ledger", "last_position", "checkpoint", "other_checkpoints", "stored_checkpoints",
-        "guards", "first_bad", "findings", "findings_total", "notes",
+        "guards", "first_bad", "findings", "findings_total", "signed_events", "notes",
     }  # fmt: skip
     again = as_json(run("checkpoint", "--json"))
     assert (again["new_events"], again["checkpoint"]["signature"], again["out"]) == (0, None, None)

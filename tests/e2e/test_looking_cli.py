@@ -220,6 +220,8 @@ def generated_story(referrals: int, seed: int) -> list[dict[str, Any]]:
         ("role_ended", {"person": "P-9", "role": "team-manager", "unit": "U-OPS1", "reason": "Moved."}),
         ("secondment_started", {"person": "P-9", "to_organisation": "F-NORTH"}),
         ("secondment_ended", {"person": "P-9"}),
+        ("key_registered", {"person": "P-9", "public_key": "8a0ac23da6138e4de4b3bdb25c7fa8e26d31aa3a252f067ba2106c40b3f0209d"}),
+        ("key_revoked", {"person": "P-9", "public_key": "8a0ac23da6138e4de4b3bdb25c7fa8e26d31aa3a252f067ba2106c40b3f0209d", "reason": "Retiring."}),
         ("person_left", {"person": "P-9", "reason": "Retired."}),
         ("unit_closed", {"unit": "U-OLD", "reason": "Merged."}),
     ]
@@ -278,7 +280,8 @@ def answers(url: str, instants: tuple[str, ...], *, lines: bool = True) -> dict[
             "owner": [outcome(url, "owner", reference, "--at", t, "--as-known-at", t) for t in instants],
             "obligations": [outcome(url, "obligations", reference, "--at", t) for t in instants],
         }
-    dropped = {"file", "file_sha256", "ingested_at", "hash", "prev_hash"} | (set() if lines else {"line"})
+    # provenance of this ledger's copy: when it took the events in, which login inserted them
+    dropped = {"file", "file_sha256", "ingested_at", "hash", "prev_hash", "login"} | (set() if lines else {"line"})
     return _without_provenance(found, frozenset(dropped))
 
 

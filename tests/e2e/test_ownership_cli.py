@@ -9,11 +9,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from click.testing import CliRunner, Result
 
 from cli import main
+from ledger.identity import os_login
 from projections.timeline import CSV_COLUMNS
 
 REF = "R-E2E-0001"
@@ -172,11 +174,20 @@ def test_a_bad_time_is_one_line_error(run: Run) -> None:
 # --- history ----------------------------------------------------------------------------
 
 
-def test_history_lists_intervals_and_gaps_with_durations(run: Run) -> None:
+def login_of(database_url: str) -> str | None:
+    """The login each event records: PostgreSQL's session user, else the OS account."""
+    if database_url.startswith("postgresql"):
+        return urlparse(database_url).username or "postgres"
+    return os_login()
+
+
+def test_history_lists_intervals_and_gaps_with_durations(run: Run, database_url: str) -> None:
     history = as_json(run("history", REF, "--at", "2024-05-10T17:00:00Z", "--json"))
 
-    accepted = {"version": 5, "type": "ownership_accepted", "line": 5}
-    released = {"version": 6, "type": "ownership_released", "line": 6}
+    # each event names the login that inserted it
+    me = login_of(database_url)
+    accepted = {"version": 5, "type": "ownership_accepted", "line": 5, "login": me}
+    released = {"version": 6, "type": "ownership_released", "line": 6, "login": me}
     assert history["ownership"] == [
         {
             "unit": "U-OPSA",
@@ -193,7 +204,7 @@ def test_history_lists_intervals_and_gaps_with_durations(run: Run) -> None:
             "start": "2024-05-01T09:00:00Z",
             "end": "2024-05-02T08:00:00Z",
             "days": 0.96,
-            "opened_by": {"version": 1, "type": "received", "line": 1},
+            "opened_by": {"version": 1, "type": "received", "line": 1, "login": me},
             "closed_by": accepted,
         },
         {"start": "2024-05-08T17:00:00Z", "end": None, "days": 2.0, "opened_by": released, "closed_by": None},
@@ -212,7 +223,7 @@ def test_history_as_known_at_shows_the_gap_still_open(run: Run) -> None:
     assert [(g["start"], g["end"]) for g in history["gaps"]] == [("2024-05-01T09:00:00Z", None)]
 
 
-def test_history_table_and_csv(run: Run) -> None:
+def test_history_table_and_csv(run: Run, database_url: str) -> None:
     table = run("history", REF, "--at", "2024-05-10T17:00:00Z").stdout
     rows = list(csv.DictReader(io.StringIO(run("history", REF, "--at", "2024-05-10T17:00:00Z", "--csv").stdout)))
 
@@ -224,7 +235,7 @@ def test_history_table_and_csv(run: Run) -> None:
         ("custody", "U-INTAKE", "1.00"),
         ("custody", "U-OPSA", "8.33"),
     ]
-    assert rows[1]["began_with"] == "v5 ownership_accepted (line 5)"
+    assert rows[1]["began_with"] == f"v5 ownership_accepted (line 5) by {login_of(database_url)}"
 
 
 # --- timeline --------------------------------------------------------------------------------

@@ -24,8 +24,15 @@ class _OurRecorders:
     opened: list[Any]
 
     def create_recorder(self) -> Any:
-        ledger, _ = open_ledger(self.url)
+        ledger, database = open_ledger(self.url)
         self.opened.append(ledger)
+        if database.backend == "postgres":
+            # the library's cases store states that are not ledger events (b"state1"), which
+            # the login trigger refuses by design (every row must name its inserting login);
+            # what they test here is the recorder, so they run without that one trigger
+            from ledger.storage import execute_sql
+
+            execute_sql(ledger, [f'DROP TRIGGER IF EXISTS ledger_events_login ON "{database.schema}".ledger_events'])
         return ledger.recorder
 
 

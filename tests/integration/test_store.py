@@ -104,7 +104,7 @@ def test_directory_entries_are_skipped_and_a_foreign_entry_stops_the_catch_up(le
     models = ReadModels(ledger)
     models.catch_up()
     before = ledger.head()
-    ledger.save(Stray())
+    ledger.save(Stray(ledger.login))
 
     with pytest.raises(ProjectionStopped, match=f"log position {before + 1}"):
         models.catch_up()
@@ -113,7 +113,11 @@ def test_directory_entries_are_skipped_and_a_foreign_entry_stops_the_catch_up(le
 
 
 class Stray(Aggregate):
-    """An aggregate the read models do not know, saved into the ledger's log."""
+    """An aggregate the read models do not know, saved into the ledger's log (naming the login
+    that inserts it, which PostgreSQL requires of every row)."""
+
+    def __init__(self, inserted_by: str | None) -> None:
+        self.inserted_by = inserted_by
 
 
 def test_tables_built_under_another_policy_are_rebuilt(ledger: Ledger, now: datetime) -> None:

@@ -202,6 +202,19 @@ def _staff_ledger() -> Ledger:
         },
         historical=True,
     ).run(staff)
+    for kind, fields in (("key_registered", {}), ("key_revoked", {"reason": "Laptop lost."})):
+        parse_record(
+            {
+                "type": kind,
+                "occurred_at": "2024-06-03T09:00:00Z",
+                "recorded_at": "2024-06-03T09:00:00Z",
+                "actor": {"person": "P-900", "role": "hr-officer", "unit": "U-HR"},
+                "person": "P-900",
+                "public_key": "8a0ac23da6138e4de4b3bdb25c7fa8e26d31aa3a252f067ba2106c40b3f0209d",
+                **fields,
+            },
+            historical=True,
+        ).run(staff)
     staff.enforce_directory(Stamp(Actor("P-900", "hr-officer", "U-HR")), datetime(2024, 7, 1, tzinfo=UTC))
     return staff
 

@@ -132,6 +132,7 @@ def test_document_and_csv_columns() -> None:
         "version": 2,
         "type": "ownership_offered",
         "actor": {"person": "P-U-INTAKE", "role": "team-manager", "unit": "U-INTAKE"},
+        "login": None,
         "summary": "Ownership offered to U-OPSA, reply due 2024-03-03T09:00:00Z",
         "effect": "applied",
         "why": None,
