@@ -208,7 +208,8 @@ def test_the_worked_example_breaks_no_authority_rule_even_with_its_directory_in_
     ok(database_url, "import", "--historical", str(EXAMPLES / "cybertip.jsonl"))
     assert json.loads(ok(database_url, "audit", "authority", "--json"))["rows"] == []
     # with the directory in force over the whole story the role-level rules judge it too
-    ok(database_url, "--as", "P-900:hr-officer@U-HR", "directory", "enforce", "--from", "2024-01-03T00:00:00Z")
+    # (by someone registered without a login: P-900's is p-900, which is not this test's database login)
+    ok(database_url, "--as", "P-101:registry-officer@U-INTAKE", "directory", "enforce", "--from", "2024-01-03T00:00:00Z")
     assert json.loads(ok(database_url, "audit", "authority", "--json"))["rows"] == []
 
 
