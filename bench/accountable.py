@@ -127,7 +127,7 @@ def main() -> None:
     if not (args.reuse and db.exists()):
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-        paths = ledger_files(args.events, 500, 1, 10_000)
+        paths = ledger_files(args.events, 500, 1, args.events)  # one file: a referral's history is imported once
         print(f"imported the ledger in {import_all(str(db), paths):.1f} s", flush=True)
         ledger, _ = open_ledger(str(db))
         try:
