@@ -11,8 +11,9 @@ What it does:
    accountable for about ``--referrals`` referrals.
 3. Times ``accountable_at`` in process for random (referral, instant) pairs, p50 and p99,
    beside ``owner_at`` for the same pairs (the baseline: the ownership fold alone).
-4. Times ``refledger --db … person P --json`` for the busiest manager, wall clock per
-   process, and says how many referrals the answer covers.
+4. Times ``refledger --db … person P-MGR-001 --json`` for the busiest manager, wall clock per
+   process, alternately with ``refledger --db … owner REF --json`` (the baseline: the CLI's
+   start and a one-referral query), and says how many referrals the answer covers.
 
 Figures are printed, never asserted.
 
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=5_000)
     parser.add_argument("--referrals", type=int, default=2_000, help="about how many referrals one manager answers for")
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--cli-repeat", type=int, default=7, help="timed CLI runs of each command")
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()
 
@@ -173,15 +175,28 @@ def main() -> None:
 
     refledger = str(Path(sys.executable).with_name("refledger"))
     env = {**os.environ, "REFLEDGER_ACTOR": ""}
-    walls, answer = [], {}
-    for _ in range(4):
-        began = time.perf_counter()
-        done = subprocess.run([refledger, "--db", str(db), "person", "P-MGR-001", "--json"], capture_output=True, env=env, check=False)
-        walls.append(time.perf_counter() - began)
-        if done.returncode != 0:
-            raise SystemExit(done.stderr.decode())
-        answer = json.loads(done.stdout)
-    figures["person P-MGR-001 (CLI wall s)"] = {"p50": round(statistics.median(walls[1:]), 3), "max": round(max(walls[1:]), 3)}
+    person = [refledger, "--db", str(db), "person", "P-MGR-001", "--json"]
+    # the baseline: the CLI's own start and a one-referral query, run alternately with `person`
+    baseline = [refledger, "--db", str(db), "owner", pairs[0][0], "--json"]
+    walls: dict[str, list[float]] = {"person": [], "owner (baseline)": []}
+    answer: dict[str, Any] = {}
+    for _ in range(args.cli_repeat + 1):
+        for name, command in (("person", person), ("owner (baseline)", baseline)):
+            began = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, env=env, check=False)
+            walls[name].append(time.perf_counter() - began)
+            if done.returncode != 0:
+                raise SystemExit(done.stderr.decode())
+            if name == "person":
+                answer = json.loads(done.stdout)
+    print("$ " + " ".join(person), flush=True)
+    for name, values in walls.items():  # the first round warms the page cache and is left out
+        figures[f"{name} (CLI wall s)"] = {"p50": round(statistics.median(values[1:]), 3), "max": round(max(values[1:]), 3)}
+    figures["person - owner (CLI p50, s)"] = round(
+        figures["person (CLI wall s)"]["p50"] - figures["owner (baseline) (CLI wall s)"]["p50"], 3
+    )
+    figures["person / owner (CLI p50)"] = round(figures["person (CLI wall s)"]["p50"] / figures["owner (baseline) (CLI wall s)"]["p50"], 2)
+    figures["person: events recorded"] = len(answer["events"])
     figures["person: referrals covered"] = len({s["referral"] for s in answer["stretches"]})
     figures["person: stretches"] = len(answer["stretches"])
     print(json.dumps(figures, indent=2))

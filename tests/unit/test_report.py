@@ -134,7 +134,7 @@ def test_the_findings_say_it_in_words(story: Ledger) -> None:
     findings = build(story).findings
 
     assert findings[0].startswith(f"Nobody owned {REFERENCE} for 18.00 days in 2 gaps; the longest ran 13.00 days")
-    assert any("claims ownership_accepted by U-OPS2; the events do not show it" in f for f in findings)
+    assert any("claims ownership accepted by U-OPS2; the events do not show it" in f for f in findings)
     assert any(f.startswith("2 entries were recorded late; 1 needs") for f in findings)
 
 
@@ -235,7 +235,7 @@ def test_the_chart_marks_offers_declines_decisions_reviews_requests_claims_and_l
     assert kinds == ["offer", "decline", "escalation", "defer", "request", "decision", "offer", "review", "reply"]
     assert len([g for g in svg.iter("g") if (g.get("class") or "").startswith("event ")]) == len(chart.markers)
     assert [claim.title for claim in chart.claims] == [
-        f"Disputed claim, {at(4, 12)}: a note claims ownership_accepted by U-OPS2; the events do not show it"
+        f"Disputed claim, {at(4, 12)}: a note claims ownership accepted by U-OPS2; the events do not show it"
     ]
     assert [(lag.attest, lag.label) for lag in chart.lags] == [(True, "note added +8.04 d"), (False, "ownership accepted +1.04 d")]
     overdue = {span.label.split()[0] for span in chart.overdue}
