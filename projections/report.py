@@ -51,7 +51,7 @@ from projections.accountable import AccountableSpan, Directory, accountable_span
 from projections.findings import ReviewFinding, review_findings
 from projections.late_entries import LateEntry, late_entries
 from projections.obligations import BREACHED, DISCHARGED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
-from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history
+from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history, words
 from projections.subjects import SubjectPosition, subject_positions
 from projections.timeline import TimelineRow, timeline
 
@@ -370,11 +370,6 @@ def _label(ref: dict[str, Any] | None) -> str | None:
         return None
     line = f", line {ref['line']}" if ref.get("line") is not None else ""
     return f"v{ref['version']} {words(ref['type'])}{line}"
-
-
-def words(name: str) -> str:
-    """An event type or rule read as words: ``ownership_accepted`` → ``ownership accepted``."""
-    return name.replace("_", " ")
 
 
 def _spans(history: OwnershipHistory, events: Sequence[LedgerEvent], at: datetime) -> Iterable[Span]:

@@ -113,7 +113,11 @@ def naive(
                     lower, upper = piece
                     stop = upper or judged_at
                     due = [o for o in obligations if lower <= o.due < stop]
-                    left = [o for o in obligations if o.started_at < stop and o.due >= stop and (o.satisfied_at is None or o.satisfied_at >= stop)]
+                    left = [
+                        o
+                        for o in obligations
+                        if o.started_at < stop and o.due >= stop and (o.satisfied_at is None or o.satisfied_at >= stop)
+                    ]
                     stretches.append(
                         (
                             iso(lower),
@@ -173,7 +177,10 @@ def test_person_from_the_read_models_equals_the_naive_recomputation(imported: Le
     busiest = max({r["actor"]["person"] for r in RECORDS}, key=lambda p: sum(1 for r in RECORDS if r["actor"]["person"] == p))
     people = ["P-MGR-001", "P-MGR-002", "P-MGR-003", busiest, ACCOUNTABLE.HR["person"]]
     knowledge: list[datetime | None] = [None, datetime(2023, 6, 1, tzinfo=UTC), *inside]
-    ranges: list[tuple[datetime | None, datetime | None]] = [(None, None), (datetime(2023, 3, 1, tzinfo=UTC), datetime(2023, 9, 1, tzinfo=UTC))]
+    ranges: list[tuple[datetime | None, datetime | None]] = [
+        (None, None),
+        (datetime(2023, 3, 1, tzinfo=UTC), datetime(2023, 9, 1, tzinfo=UTC)),
+    ]
     references = dict.fromkeys(record["referral"] for record in RECORDS)
     histories = {reference: (ledger.referral_events(reference), ledger.subject_events(reference)) for reference in references}
     compared = 0
