@@ -1165,6 +1165,21 @@ def _nobreak_filter(value: object) -> Markup:
     return Markup(_HYPHENATED.sub(lambda found: f'<span class="nb">{found.group(0)}</span>', escaped))
 
 
+def _stamp_filter(value: datetime | None) -> Markup:
+    """An instant in a table with a wide free-text column: the date and the time each kept whole,
+    allowed onto two lines at the "T" when the page is narrow (print)."""
+    if value is None:
+        return Markup("")
+    date, _, time = iso(value).partition("T")
+    return Markup(f'<span class="nb">{escape(date)}</span><wbr><span class="nb">T{escape(time)}</span>')
+
+
+def _actor_html_filter(actor: Mapping[str, str]) -> Markup:
+    """PERSON:ROLE@UNIT with each part kept whole, allowed onto the next line after ":" and before "@"."""
+    person, role, unit = (_nobreak_filter(actor[key]) for key in ("person", "role", "unit"))
+    return Markup(f'<span class="nb">{person}</span>:<wbr><span class="nb">{role}</span><wbr>@<span class="nb">{unit}</span>')
+
+
 def _css_string_filter(value: object) -> Markup:
     """A CSS string literal (for the printed page's running header): anything but plain
     characters is written as a CSS escape, so no value can end the string or the rule."""
@@ -1196,6 +1211,8 @@ def _environment(markdown: bool = False) -> jinja2.Environment:
     environment.filters.update(days=_days_filter, iso=_iso_filter, date=_date_filter, cell=_cell_filter, actor=_actor_filter)
     environment.filters.update(
         nb=_nobreak_filter,
+        stamp=_stamp_filter,
+        actor_html=_actor_html_filter,
         css_string=_css_string_filter,
         words=words,
         detail=obligation_detail,
