@@ -5,7 +5,9 @@ known now or at K (only events recorded by K count). Which roles make someone ac
 for a unit is the policy's ``[directory]`` table (``policy.directory.accountable_roles``).
 
 - ``accountable_at``: the JSON contract of ``refledger accountable``.
-- ``person_record``: an officer's roles, stretches of accountability, obligations, events.
+- ``person_record``: an officer's roles, stretches of accountability, obligations, events;
+  the stretches, obligations and events come from the stored read models
+  (``ReadModels.held_referrals`` and the actor index, ``ReadModels.recorded_by``), as known at K.
 - ``directory_at``: units, people and roles in force at T.
 - ``actor_findings``: every event whose actor does not check out (``audit actors``), judged
   by ``ledger.staff.actor_refusal``, the one rule.
