@@ -11,8 +11,9 @@ What it does:
    accountable for about ``--referrals`` referrals.
 3. Times ``accountable_at`` in process for random (referral, instant) pairs, p50 and p99,
    beside ``owner_at`` for the same pairs (the baseline: the ownership fold alone).
-4. Times ``refledger --db … person P --json`` for the busiest manager, wall clock per
-   process, and says how many referrals the answer covers.
+4. Times ``refledger --db … person P-MGR-001 --json`` for the busiest manager, wall clock per
+   process, alternately with ``refledger --db … owner REF --json`` (the baseline: the CLI's
+   start and a one-referral query), and says how many referrals the answer covers.
 
 Figures are printed, never asserted.
 
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=5_000)
     parser.add_argument("--referrals", type=int, default=2_000, help="about how many referrals one manager answers for")
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--cli-repeat", type=int, default=7, help="timed CLI runs of each command")
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()
 
@@ -127,7 +129,7 @@ def main() -> None:
     if not (args.reuse and db.exists()):
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-        paths = ledger_files(args.events, 500, 1, 10_000)
+        paths = ledger_files(args.events, 500, 1, args.events)  # one file: a referral's history is imported once
         print(f"imported the ledger in {import_all(str(db), paths):.1f} s", flush=True)
         ledger, _ = open_ledger(str(db))
         try:
@@ -148,6 +150,9 @@ def main() -> None:
         models = ReadModels(ledger)
         models.catch_up()
         references = [row["referral"] for row in models._select(f"SELECT referral FROM {models._table('rm_referrals')}")]
+        recorder = models._select(  # the officer who recorded the most events (the actor index's busiest person)
+            f"SELECT person, COUNT(*) AS n FROM {models._table('rm_actors')} GROUP BY person ORDER BY n DESC, person LIMIT 1"
+        )[0]["person"]
         people = sum(1 for e in ledger.staff_index() if e.kind == "person")
         rng = random.Random(7)
         pairs = []
@@ -173,15 +178,34 @@ def main() -> None:
 
     refledger = str(Path(sys.executable).with_name("refledger"))
     env = {**os.environ, "REFLEDGER_ACTOR": ""}
-    walls, answer = [], {}
-    for _ in range(4):
-        began = time.perf_counter()
-        done = subprocess.run([refledger, "--db", str(db), "person", "P-MGR-001", "--json"], capture_output=True, env=env, check=False)
-        walls.append(time.perf_counter() - began)
-        if done.returncode != 0:
-            raise SystemExit(done.stderr.decode())
-        answer = json.loads(done.stdout)
-    figures["person P-MGR-001 (CLI wall s)"] = {"p50": round(statistics.median(walls[1:]), 3), "max": round(max(walls[1:]), 3)}
+    person = [refledger, "--db", str(db), "person", "P-MGR-001", "--json"]
+    # the baseline: the CLI's own start and a one-referral query, run alternately with `person`
+    baseline = [refledger, "--db", str(db), "owner", pairs[0][0], "--json"]
+    busiest = [refledger, "--db", str(db), "person", recorder, "--json"]
+    walls: dict[str, list[float]] = {"person": [], "person (busiest recorder)": [], "owner (baseline)": []}
+    answer: dict[str, Any] = {}
+    recorded: dict[str, Any] = {}
+    for _ in range(args.cli_repeat + 1):
+        for name, command in (("person", person), ("person (busiest recorder)", busiest), ("owner (baseline)", baseline)):
+            began = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, env=env, check=False)
+            walls[name].append(time.perf_counter() - began)
+            if done.returncode != 0:
+                raise SystemExit(done.stderr.decode())
+            if name == "person":
+                answer = json.loads(done.stdout)
+            elif name == "person (busiest recorder)":
+                recorded = json.loads(done.stdout)
+    print("$ " + " ".join(person), flush=True)
+    print("$ " + " ".join(busiest), flush=True)
+    for name, values in walls.items():  # the first round warms the page cache and is left out
+        figures[f"{name} (CLI wall s)"] = {"p50": round(statistics.median(values[1:]), 3), "max": round(max(values[1:]), 3)}
+    figures["person - owner (CLI p50, s)"] = round(
+        figures["person (CLI wall s)"]["p50"] - figures["owner (baseline) (CLI wall s)"]["p50"], 3
+    )
+    figures["person / owner (CLI p50)"] = round(figures["person (CLI wall s)"]["p50"] / figures["owner (baseline) (CLI wall s)"]["p50"], 2)
+    figures["person: events recorded"] = len(answer["events"])
+    figures[f"person {recorder} (busiest recorder): events recorded, stretches"] = [len(recorded["events"]), len(recorded["stretches"])]
     figures["person: referrals covered"] = len({s["referral"] for s in answer["stretches"]})
     figures["person: stretches"] = len(answer["stretches"])
     print(json.dumps(figures, indent=2))

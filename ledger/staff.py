@@ -31,6 +31,7 @@ from eventsourcing.utils import register_topic
 
 from ledger.canonical import GENESIS, event_hash
 from ledger.errors import RuleViolation
+from ledger.knowledge import known
 from ledger.referral import LedgerEvent, business_order, check_clocks, entry_fields
 from ledger.values import Actor, Entry, iso
 
@@ -443,12 +444,6 @@ class PersonState:
             self.keys.append(event.public_key)
         elif isinstance(event, Person.KeyRevoked):
             self.keys.remove(event.public_key)
-
-
-def known(history: Sequence[LedgerEvent], as_known_at: datetime | None) -> list[LedgerEvent]:
-    if as_known_at is None:
-        return list(history)
-    return [e for e in history if e.recorded_at <= as_known_at]
 
 
 def fold_unit(history: Sequence[LedgerEvent], as_known_at: datetime | None = None) -> UnitState:

@@ -5,7 +5,9 @@ known now or at K (only events recorded by K count). Which roles make someone ac
 for a unit is the policy's ``[directory]`` table (``policy.directory.accountable_roles``).
 
 - ``accountable_at``: the JSON contract of ``refledger accountable``.
-- ``person_record``: an officer's roles, stretches of accountability, obligations, events.
+- ``person_record``: an officer's roles, stretches of accountability, obligations, events;
+  the stretches, obligations and events come from the stored read models
+  (``ReadModels.held_referrals`` and the actor index, ``ReadModels.recorded_by``), as known at K.
 - ``directory_at``: units, people and roles in force at T.
 - ``actor_findings``: every event whose actor does not check out (``audit actors``), judged
   by ``ledger.staff.actor_refusal``, the one rule.
@@ -19,6 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from ledger.application import Ledger
+from ledger.errors import NotFound
+from ledger.knowledge import known
 from ledger.migration import MIGRATION_TOPIC_PREFIX
 from ledger.policy import DEFAULT_POLICY, Policy
 from ledger.referral import LedgerEvent
@@ -31,7 +35,6 @@ from ledger.staff import (
     actor_refusal,
     fold_person,
     fold_unit,
-    known,
     person_stream,
     unit_stream,
 )
@@ -39,6 +42,7 @@ from ledger.storage import read_streams
 from ledger.values import Actor, days, iso
 from projections.obligations import BREACHED, OVERDUE, PENDING, Obligation, obligations_at
 from projections.ownership import event_type, owner_at, ownership_history, source_line
+from projections.store import ActorRow, ReadModels, from_us
 
 
 @dataclass
@@ -254,9 +258,6 @@ def person_record(
     now: datetime,
 ) -> dict[str, Any]:
     """What an inquiry prepares for one officer, over [start, end)."""
-    from ledger.errors import NotFound
-    from projections.store import ReadModels
-
     directory = Directory(ledger, as_known_at)
     found = directory.person(person)
     if found is None:
@@ -284,34 +285,26 @@ def person_record(
     ]
     judged_at = end or as_known_at or now
     models = ReadModels(ledger, policy)
-    referrals = sorted({r for unit, (lower, upper) in accountable_spans for r in models.referrals_of_units({unit}, lower, upper)})
-    streams = read_streams(ledger, [_referral_stream(r) for r in referrals])
-    subjects_of = ledger.subject_events_of(referrals)
+    units = {unit for unit, _ in accountable_spans}
+    lower = min((span[0] for _, span in accountable_spans), default=None)
+    ends = [span[1] for _, span in accountable_spans]
+    upper = max((e for e in ends if e is not None), default=None) if None not in ends else None
     stretches: list[dict[str, Any]] = []
-    recorded: list[dict[str, Any]] = []
-    for reference in referrals:
-        events = known([e for e in streams[_referral_stream(reference)] if isinstance(e, LedgerEvent)], as_known_at)
-        if not events:
-            continue
-        history = ownership_history(events, until=judged_at)
-        subject_events = {s: known(evs, as_known_at) for s, evs in subjects_of[reference].items()}
-        obligations = obligations_at(events, subject_events, judged_at, policy=policy, as_known_now=True)
+    for referral in models.held_referrals(units, lower, upper, as_known_at=as_known_at, until=judged_at):
         # owned by their unit, or held (custody) by it while nobody owned the referral
         unowned_custody = [
-            (custody.unit, piece)
-            for custody in history.custody
-            for gap in history.gaps
-            if (piece := _overlap((custody.start, custody.end), (gap.start, gap.end))) is not None
+            (unit, piece)
+            for unit, custody_start, custody_end in referral.custody
+            for gap in referral.gaps
+            if (piece := _overlap((custody_start, custody_end), gap)) is not None
         ]
-        pieces = [("owned", o.unit, (o.start, o.end)) for o in history.ownership] + [("held", u, p) for u, p in unowned_custody]
+        pieces = [("owned", unit, (owned_start, owned_end)) for unit, owned_start, owned_end in referral.ownership]
+        pieces += [("held", unit, piece) for unit, piece in unowned_custody]
         for kind, holder, interval in pieces:
             for unit, span in accountable_spans:
                 if holder == unit and (piece := _overlap(interval, span)) is not None:
-                    stretches.append(_stretch(reference, kind, unit, piece, obligations, judged_at))
-        for stream_events in (events, *subject_events.values()):
-            recorded.extend(_event_row(reference, e) for e in stream_events if e.actor.get("person") == person and _within(e, start, end))
-    recorded.extend(_directory_events_by(directory, person, start, end))
-    recorded.sort(key=lambda r: (r["occurred_at"], r["referral"] or "", r["type"]))
+                    stretches.append(_stretch(referral.referral, kind, unit, piece, referral.obligations, judged_at))
+    recorded = [_recorded_row(row) for row in models.recorded_by(person, start=start, end=end, as_known_at=as_known_at)]
     stretches.sort(key=lambda s: (s["start"], s["referral"], s["kind"]))
     return {
         "person": person,
@@ -329,29 +322,20 @@ def person_record(
     }
 
 
-def _referral_stream(reference: str) -> Any:
-    from ledger.values import referral_id
-
-    return referral_id(reference)
-
-
 def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else iso(instant)
 
 
-def _within(event: LedgerEvent, start: datetime | None, end: datetime | None) -> bool:
-    return (start is None or event.occurred_at >= start) and (end is None or event.occurred_at < end)
-
-
-def _event_row(referral: str | None, event: LedgerEvent) -> dict[str, Any]:
-    actor = event.actor
+def _recorded_row(row: ActorRow) -> dict[str, Any]:
+    """An entry of the actor index as ``person`` lists it."""
     return {
-        "occurred_at": iso(event.occurred_at),
-        "recorded_at": iso(event.recorded_at),
-        "referral": referral,
-        "type": event_type(event),
-        "as": f"{actor['role']}@{actor['unit']}",
-        "line": source_line(event),
+        "occurred_at": iso(from_us(row.occurred_us)),
+        "recorded_at": iso(from_us(row.recorded_us)),
+        "referral": row.referral,
+        "subject": row.subject,
+        "type": row.type,
+        "as": f"{row.role}@{row.unit}",
+        "line": row.line,
     }
 
 
@@ -377,18 +361,6 @@ def _stretch(
 
 def _obligation(o: Obligation) -> dict[str, Any]:
     return {"rule": o.rule, "subject": o.subject, "due": iso(o.due), "status": o.status, "days_late": o.days_late}
-
-
-def _directory_events_by(directory: Directory, person: str, start: datetime | None, end: datetime | None) -> list[dict[str, Any]]:
-    """Directory events the person recorded on the units (roles, units) and on their own record."""
-    directory.load_all(people=False)
-    histories = [h for name, h in directory.histories.items() if name.startswith("unit/") or name == f"person/{person}"]
-    return [
-        _event_row(None, event)
-        for history in histories
-        for event in known(history, directory.as_known_at)
-        if event.actor.get("person") == person and _within(event, start, end)
-    ]
 
 
 # --- refledger audit actors ------------------------------------------------------------------

@@ -93,6 +93,7 @@ __all__ = [
     "PENDING",
     "STATUSES",
     "Obligation",
+    "judged_status",
     "obligations_at",
 ]
 
@@ -553,17 +554,21 @@ def _end_at_closures(clocks: Sequence[_Clock], closures: Sequence[LedgerEvent], 
             clock.end, clock.ended_by, clock.discharged = closure, "closed", True
 
 
+def judged_status(due: datetime, ended_at: datetime | None, discharged: bool, at: datetime) -> tuple[str, float | None]:
+    """A clock's status at ``at`` and its days late: the one judgment of met, discharged, breached,
+    overdue and pending (``ended_at``: when it was met or stopped, None while it runs at ``at``)."""
+    if ended_at is not None:
+        if ended_at <= due:
+            return (DISCHARGED if discharged else MET), None
+        return BREACHED, days(ended_at - due)
+    if due < at:
+        return OVERDUE, days(at - due)
+    return PENDING, None
+
+
 def _judged(clock: _Clock, referral: str, subject: str | None, at: datetime) -> Obligation:
     end, due = clock.end, clock.due
-    late: float | None = None
-    if end is not None:
-        status = (DISCHARGED if clock.discharged else MET) if end.occurred_at <= due else BREACHED
-        if status == BREACHED:
-            late = days(end.occurred_at - due)
-    elif due < at:
-        status, late = OVERDUE, days(at - due)
-    else:
-        status = PENDING
+    status, late = judged_status(due, None if end is None else end.occurred_at, clock.discharged, at)
     cadence_days = cycles = None
     if clock.cadence is not None:
         cadence_days = days(clock.cadence)

@@ -53,6 +53,7 @@ __all__ = [
     "owner_at",
     "ownership_history",
     "source_line",
+    "words",
 ]
 
 #: claim types whose truth the events can show; any other claim is reported as disputed.
@@ -94,6 +95,11 @@ EVENT_TYPES: dict[type[LedgerEvent], str] = {
     Subject.EntryAttested: "entry_attested",
     **STAFF_EVENT_TYPES,
 }
+
+
+def words(name: str) -> str:
+    """An event type or rule read as words: ``ownership_accepted`` → ``ownership accepted``."""
+    return name.replace("_", " ")
 
 
 def event_type(event: LedgerEvent) -> str:

@@ -25,6 +25,7 @@ file. ``print_to_pdf`` prints it with headless Chromium.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import jinja2
+from markupsafe import Markup, escape
 
 from ledger.canonical import event_hash
 from ledger.checkpointing import StoredCheckpoint
@@ -49,7 +51,7 @@ from projections.accountable import AccountableSpan, Directory, accountable_span
 from projections.findings import ReviewFinding, review_findings
 from projections.late_entries import LateEntry, late_entries
 from projections.obligations import BREACHED, DISCHARGED, MET, OVERDUE, PENDING, STATUSES, Obligation, obligations_at
-from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history
+from projections.ownership import Gap, OwnerAnswer, OwnershipHistory, event_ref, owner_at, ownership_history, words
 from projections.subjects import SubjectPosition, subject_positions
 from projections.timeline import TimelineRow, timeline
 
@@ -314,6 +316,7 @@ def case_file(
     subjects = subject_positions(referral_events, subject_events, at, as_known_at) if subject_events else []
     in_force = [event for event in business_order(known(recorded)) if event.occurred_at <= at]
     longest = max(history.gaps, key=lambda gap: gap.duration(at), default=None)
+    accountable = () if directory is None else tuple(accountable_spans(directory, referral_events, obligations, at, policy))
     case = CaseFile(
         reference=history.reference,
         at=at,
@@ -330,14 +333,14 @@ def case_file(
         timeline=tuple(rows),
         subjects=tuple(subjects),
         integrity=integrity,
-        chart=ownership_chart(history, in_force, rows, obligations, at=at, as_known_at=as_known_at),
+        chart=ownership_chart(history, in_force, rows, obligations, at=at, as_known_at=as_known_at, accountable=accountable),
         events=len(recorded) + sum(len(events) for events in recorded_subjects.values()),
         open_days=days(history.open_time(at)),
         owned_days=days(history.owned_time(at)),
         unowned_days=days(history.unowned_time(at)),
         longest_gap=longest,
         review_findings=tuple(f for f in review_findings(referral_events, as_known_at) if f.occurred_at <= at),
-        accountable=() if directory is None else tuple(accountable_spans(directory, referral_events, obligations, at, policy)),
+        accountable=accountable,
     )
     return _with_findings(case)
 
@@ -367,11 +370,6 @@ def _label(ref: dict[str, Any] | None) -> str | None:
         return None
     line = f", line {ref['line']}" if ref.get("line") is not None else ""
     return f"v{ref['version']} {words(ref['type'])}{line}"
-
-
-def words(name: str) -> str:
-    """An event type or rule read as words: ``ownership_accepted`` → ``ownership accepted``."""
-    return name.replace("_", " ")
 
 
 def _spans(history: OwnershipHistory, events: Sequence[LedgerEvent], at: datetime) -> Iterable[Span]:
@@ -466,7 +464,8 @@ def _with_findings(case: CaseFile) -> CaseFile:
         found.append(f"{len(claims)} notes claim what the events do not show (see Disputed claims).")
     else:
         found += [
-            f"A note of {iso(claim.occurred_at)} claims {claim.claim.get('type')} by {claim.claim.get('unit')}; the events do not show it."
+            f"A note of {iso(claim.occurred_at)} claims {words(str(claim.claim.get('type')))} by {claim.claim.get('unit')}; "
+            "the events do not show it."
             for claim in claims
         ]
     integrity = case.integrity
@@ -622,6 +621,23 @@ class OverdueSpan:
 
 
 @dataclass(frozen=True)
+class PersonBar:
+    """On the accountable lane: a person in an accountable role while their unit owned (or, in a
+    gap, held) the referral."""
+
+    #: owner · gap (the span the person answered for)
+    kind: str
+    person: str
+    x: float
+    y: float
+    width: float
+    label: str
+    label_x: float
+    label_inside: bool
+    title: str
+
+
+@dataclass(frozen=True)
 class Tick:
     x: float
     label: str
@@ -669,9 +685,25 @@ class Chart:
     #: late entries left off the chart for room (the timeline flags them all)
     lags_hidden: int
     units: tuple[tuple[str, str], ...] = field(default=())
+    #: the accountable people beside the units (empty without a staff directory)
+    people: tuple[PersonBar, ...] = field(default=())
+    #: accountable people left off the chart for room (the "Accountable people" table lists them all)
+    people_hidden: int = 0
 
     def bars_of(self, kind: str) -> tuple[Bar, ...]:
         return tuple(bar for bar in self.bars if bar.kind == kind)
+
+    @property
+    def shown(self) -> frozenset[str]:
+        """What the chart draws, by legend key: marker kinds, ``gap``, ``claim``, ``lag``,
+        ``overdue-met``, ``overdue-open``, ``person`` (the legend lists only these)."""
+        kinds = {"closure" if m.kind == "reopening" else m.kind for m in self.markers}
+        kinds |= {"gap"} if self.bars_of("gap") else set()
+        kinds |= {"claim"} if self.claims else set()
+        kinds |= {"lag"} if self.lags else set()
+        kinds |= {"overdue-open" if o.still_open else "overdue-met" for o in self.overdue}
+        kinds |= {"person"} if self.people else set()
+        return frozenset(kinds)
 
 
 class _Scale:
@@ -826,9 +858,11 @@ def ownership_chart(
     *,
     at: datetime,
     as_known_at: datetime | None = None,
+    accountable: Sequence[AccountableSpan] = (),
 ) -> Chart:
     """An SVG Gantt of one referral: an owner lane (gaps in a warning colour), a custodian lane,
-    and lanes of events, late entries and overdue obligations, over a shared time axis.
+    the accountable people (with a staff directory), and lanes of events, late entries and
+    overdue obligations (the referral's and its subjects'), over a shared time axis.
 
     ``events`` are the referral's events in business order that occurred by ``at``, ``rows``
     its timeline up to ``at`` and ``obligations`` those judged at ``at``.
@@ -886,12 +920,15 @@ def ownership_chart(
         if claim.occurred_at <= at
     )
 
+    people_lane, people, people_hidden = _people_lane(accountable, scale, custody_lane.y + custody_lane.height + 8, at, end)
+
     # -- events lane
     summaries = {row.version: row.summary for row in rows if row.subject is None}
     marked = [(event, _marker_kind(event)) for event in events if type(event) in _EVENT_MARKERS]
     xs = [scale.x(event.occurred_at) for event, _ in marked]
     marker_rows = _stack([(x - 6, x + 6) for x in xs], _MAX_MARKER_ROWS, gap=1.0)
-    events_y = custody_lane.y + custody_lane.height + 12
+    above = people_lane if people_lane is not None else custody_lane
+    events_y = above.y + above.height + 12
     events_height = _MARKER_ROW * max(1, max(marker_rows, default=0) + 1)
     events_lane = Lane("Events", events_y, events_height, "" if marked else "none")
     markers = tuple(
@@ -934,16 +971,17 @@ def ownership_chart(
         if lane_row < _MAX_LAG_ROWS
     )
 
-    # -- overdue lane: the referral's own obligations that ran past their due
+    # -- overdue lane: the obligations of the referral and of its subjects that ran past their due
+    # (the referral's own first: when rows run out, subjects' are the ones left off)
     late_obligations = sorted(
-        (o for o in obligations if o.subject is None and o.status in (BREACHED, OVERDUE)), key=lambda o: (o.due, RULE_IDS.index(o.rule))
+        (o for o in obligations if o.status in (BREACHED, OVERDUE)),
+        key=lambda o: (o.subject is not None, o.due, RULE_IDS.index(o.rule), o.subject or ""),
     )
     placed: list[tuple[Obligation, float, float, _Placed]] = []
     for obligation in late_obligations:
         x1 = scale.x(obligation.due)
         x2 = max(scale.x(obligation.satisfied_at or at), x1 + 2)
-        label = f"{obligation.rule} {obligation.days_late or 0:.2f} d" + ("" if obligation.status == BREACHED else ", open")
-        placed.append((obligation, x1, x2, _place_label(x1, x2, label, inside=True)))
+        placed.append((obligation, x1, x2, _place_label(x1, x2, _overdue_label(obligation), inside=True)))
     overdue_rows = _stack([(place.left, place.right) for *_, place in placed], _MAX_OVERDUE_ROWS, share=False)
     overdue_y = late_lane.y + late_lane.height + 8
     overdue: list[OverdueSpan] = []
@@ -962,13 +1000,13 @@ def ownership_chart(
                 place.text,
                 place.x,
                 place.inside,
-                f"{obligation.rule}: due {iso(obligation.due)}{satisfied} ({obligation.days_late or 0:.2f} days late)",
+                f"{_whose(obligation)}{obligation.rule}: due {iso(obligation.due)}{satisfied} ({obligation.days_late or 0:.2f} days late)",
             )
         )
     used_rows = max((int((o.y - overdue_y) // _OVERDUE_ROW) for o in overdue), default=0) + 1
     overdue_lane = Lane("Overdue", overdue_y, _OVERDUE_ROW * used_rows, "" if overdue else "none")
 
-    lanes = (owner_lane, custody_lane, events_lane, late_lane, overdue_lane)
+    lanes = (owner_lane, custody_lane, *([people_lane] if people_lane is not None else []), events_lane, late_lane, overdue_lane)
     bottom = overdue_lane.y + overdue_lane.height + 6
     instants = []
     if at <= end:
@@ -994,7 +1032,65 @@ def ownership_chart(
         overdue_hidden=hidden,
         lags_hidden=lags_hidden,
         units=tuple(colours.items()),
+        people=people,
+        people_hidden=people_hidden,
     )
+
+
+def _whose(obligation: Obligation) -> str:
+    return f"{obligation.subject} " if obligation.subject else ""
+
+
+def _overdue_label(obligation: Obligation) -> str:
+    """An overdue bar's label: whose (a subject's, or the referral's), which rule, how late."""
+    still_open = "" if obligation.status == BREACHED else ", open"
+    return f"{_whose(obligation)}{obligation.rule} {obligation.days_late or 0:.2f} d{still_open}"
+
+
+_PERSON_ROW: Final = 15
+_MAX_PERSON_ROWS: Final = 4
+
+
+def _people_lane(
+    accountable: Sequence[AccountableSpan], scale: _Scale, y: float, at: datetime, end: datetime
+) -> tuple[Lane | None, tuple[PersonBar, ...], int]:
+    """The accountable people lane: one bar per person and stretch, under the unit's bar, labelled
+    with the pseudonymous staff id and role (None without a staff directory)."""
+    if not accountable:
+        return None, (), 0
+    found: list[tuple[str, dict[str, Any], float, float, _Placed]] = []
+    for span in accountable:
+        for person in span.people:
+            x1 = scale.x(person["from"])
+            x2 = max(scale.x(min(person["to"] or at, end)), x1 + 2)
+            label = f"{person['person']} {person['role']}"
+            found.append((span.kind, person, x1, x2, _place_label(x1, x2, label, inside=True)))
+    found.sort(key=lambda item: item[2])
+    rows = _stack([(place.left, place.right) for *_, place in found], _MAX_PERSON_ROWS, share=False)
+    bars = []
+    for (kind, person, x1, x2, place), row in zip(found, rows, strict=True):
+        if row >= _MAX_PERSON_ROWS:
+            continue
+        until = iso(person["to"]) if person["to"] is not None else f"{iso(at)} (running)"
+        seconded = f", seconded to {person['seconded_to']}" if person["seconded_to"] else ""
+        answered = "owner" if kind == "owner" else "custodian while nobody owned it"
+        bars.append(
+            PersonBar(
+                kind,
+                person["person"],
+                x1,
+                y + _PERSON_ROW * row + 2,
+                round(x2 - x1, 2),
+                place.text,
+                place.x,
+                place.inside,
+                f"{person['person']}, {person['role']} ({person['employer']}{seconded}), accountable for the {answered}: "
+                f"{iso(person['from'])} to {until}",
+            )
+        )
+    used = max(min(max(rows, default=0), _MAX_PERSON_ROWS - 1) + 1, 1)
+    lane = Lane("Accountable", y, _PERSON_ROW * used + 2, "" if bars else "nobody in an accountable role")
+    return lane, tuple(bars), sum(1 for row in rows if row >= _MAX_PERSON_ROWS)
 
 
 def _marker_kind(event: LedgerEvent) -> str:
@@ -1004,7 +1100,7 @@ def _marker_kind(event: LedgerEvent) -> str:
 
 
 def _claim_title(claim: Mapping[str, str], when: datetime) -> str:
-    return f"Disputed claim, {iso(when)}: a note claims {claim.get('type')} by {claim.get('unit')}; the events do not show it"
+    return f"Disputed claim, {iso(when)}: a note claims {words(str(claim.get('type')))} by {claim.get('unit')}; the events do not show it"
 
 
 def _lag_label(row: TimelineRow) -> str:
@@ -1037,6 +1133,61 @@ def _actor_filter(actor: Mapping[str, str]) -> str:
     return f"{actor['person']}:{actor['role']}@{actor['unit']}"
 
 
+def obligation_detail(obligation: Obligation) -> str:
+    """The detail column of an obligation: band, review cycles missed, the rule's own facts, in words."""
+    parts = [f"band {obligation.band}"] if obligation.band else []
+    if obligation.cycles_missed:
+        parts.append(_plural(obligation.cycles_missed, "review cycle missed", "review cycles missed"))
+    parts += [f"{words(key)} {value}" for key, value in obligation.detail.items() if str(value).strip()]
+    return "; ".join(parts)
+
+
+def accountable_person(person: Mapping[str, Any]) -> str:
+    """One accountable person of the "Accountable people" table: id, role, employer, secondment, when."""
+    seconded = f", seconded to {person['seconded_to']}" if person.get("seconded_to") else ""
+    until = iso(person["to"]) if person.get("to") is not None else "running"
+    return f"{person['person']} {person['role']} ({person['employer']}{seconded}) {iso(person['from'])} to {until}"
+
+
+def breach_text(obligation: Obligation) -> str:
+    """A breach under an accountable person: the rule, whose (a subject's), when it fell due."""
+    whose = f" ({obligation.subject})" if obligation.subject else ""
+    return f"{obligation.rule}{whose} due {iso(obligation.due)}"
+
+
+#: a code with a hyphen in it: a unit (U-OPSB), a person (P-042), a reference, a rule id, an instant
+_HYPHENATED: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9:.+@_]*(?:-[A-Za-z0-9:.+@_]+)+")
+
+
+def _nobreak_filter(value: object) -> Markup:
+    """HTML text in which no code breaks at its hyphen (each is kept on one line: ``span.nb``)."""
+    escaped = str(escape("" if value is None else str(value)))
+    return Markup(_HYPHENATED.sub(lambda found: f'<span class="nb">{found.group(0)}</span>', escaped))
+
+
+def _stamp_filter(value: datetime | None) -> Markup:
+    """An instant in a table with a wide free-text column: the date and the time each kept whole,
+    allowed onto two lines at the "T" when the page is narrow (print)."""
+    if value is None:
+        return Markup("")
+    date, _, time = iso(value).partition("T")
+    return Markup(f'<span class="nb">{escape(date)}</span><wbr><span class="nb">T{escape(time)}</span>')
+
+
+def _actor_html_filter(actor: Mapping[str, str]) -> Markup:
+    """PERSON:ROLE@UNIT with each part kept whole, allowed onto the next line after ":" and before "@"."""
+    person, role, unit = (_nobreak_filter(actor[key]) for key in ("person", "role", "unit"))
+    return Markup(f'<span class="nb">{person}</span>:<wbr><span class="nb">{role}</span><wbr>@<span class="nb">{unit}</span>')
+
+
+def _css_string_filter(value: object) -> Markup:
+    """A CSS string literal (for the printed page's running header): anything but plain
+    characters is written as a CSS escape, so no value can end the string or the rule."""
+    text = "" if value is None else str(value)
+    safe = "".join(c if c.isalnum() or c in " -_:.,@()" else f"\\{ord(c):x} " for c in text)
+    return Markup(f'"{safe}"')
+
+
 def markdown_safe(value: object) -> object:
     """Every value the Markdown case file prints: HTML a Markdown viewer would run is escaped,
     and so are control characters (the one filter, applied to each ``{{ … }}``)."""
@@ -1058,6 +1209,16 @@ def _environment(markdown: bool = False) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     environment.filters.update(days=_days_filter, iso=_iso_filter, date=_date_filter, cell=_cell_filter, actor=_actor_filter)
+    environment.filters.update(
+        nb=_nobreak_filter,
+        stamp=_stamp_filter,
+        actor_html=_actor_html_filter,
+        css_string=_css_string_filter,
+        words=words,
+        detail=obligation_detail,
+        accountable_person=accountable_person,
+        breach_text=breach_text,
+    )
     return environment
 
 

@@ -20,6 +20,10 @@ Tables (times are whole microseconds since 1970-01-01 UTC, columns ``*_us``)
 - ``rm_subjects``: when each subject was extracted and, if so, closed.
 - ``rm_late_entries``: every entry recorded an hour or more after it occurred.
 - ``rm_windows``: back-dating windows (below).
+- ``rm_actors``: the actor index: every entry as known now (``known``: corrected values in
+  place, retracted entries and amendments left out) by the person who recorded it, with its
+  clocks, role and unit; the staff directory's own entries too (``referral`` NULL), so that
+  ``refledger person`` lists everything an officer recorded without reading the log.
 
 Catch-up
 --------
@@ -97,8 +101,8 @@ from ledger.subject import Subject, SubjectListed, SubjectState
 from ledger.values import FUTURE_SKEW, days, iso
 from projections.backlog import OpenReferral
 from projections.late_entries import Attestation, LateEntry, attestations, late_entry_of
-from projections.obligations import OVERDUE, obligations_at
-from projections.ownership import Gap, OpenPeriod, event_type, ownership_history
+from projections.obligations import DISCHARGED, OVERDUE, Obligation, judged_status, obligations_at
+from projections.ownership import Gap, OpenPeriod, event_type, ownership_history, source_line
 
 __all__ = [
     "LATE_FLOOR",
@@ -106,8 +110,10 @@ __all__ = [
     "PAGE_SIZE",
     "ROUND_EVENTS",
     "TABLES",
+    "ActorRow",
     "CatchUp",
     "GapRow",
+    "HeldReferral",
     "ListedReferral",
     "OverdueRow",
     "ProjectionStopped",
@@ -116,6 +122,7 @@ __all__ = [
     "ReferralRows",
     "StoreStatus",
     "WindowRow",
+    "actor_row",
     "back_dating_windows",
     "cycles_missed",
     "from_us",
@@ -126,7 +133,7 @@ __all__ = [
 
 #: the layout of the rm_* tables and the meaning of their rows; a store built with another
 #: layout is dropped and rebuilt on its next catch-up.
-LAYOUT: Final = "4"
+LAYOUT: Final = "5"
 
 #: entries recorded at least this long after they occurred are kept in rm_late_entries; a
 #: late-entry threshold below it is answered by reading the whole log.
@@ -229,6 +236,8 @@ class ObligationRow(NamedTuple):
     band: str | None
     cadence_us: int | None
     detail: str
+    #: 1: stopped without the thing being done, by its due instant (the fold's "discharged")
+    discharged: int
 
 
 class SubjectRow(NamedTuple):
@@ -253,6 +262,20 @@ class LateEntryRow(NamedTuple):
     #: who attested it (PERSON:ROLE@UNIT) and when that was recorded; None until attested
     attested_by: str | None
     attested_us: int | None
+
+
+class ActorRow(NamedTuple):
+    stream_id: str
+    version: int
+    person: str
+    referral: str | None
+    subject: str | None
+    type: str
+    role: str
+    unit: str
+    occurred_us: int
+    recorded_us: int
+    line: int | None
 
 
 class WindowRow(NamedTuple):
@@ -291,15 +314,24 @@ REFERRALS = _Table("rm_referrals", ReferralRow, (_TN, _TN, _NN, _NN, _TN, _T, _T
 INTERVALS = _Table("rm_intervals", IntervalRow, (_TN, _TN, _NN, _T, _T, _NN, _NN, _N, _N, _NN, _N), ("referral", "kind", "seq"))
 # No index on due_us: "due before T" matches most rows for any T worth asking about, and a
 # full scan of the table is five times faster than walking such an index.
-OBLIGATIONS = _Table("rm_obligations", ObligationRow, (_TN, _NN, _TN, _T, _NN, _NN, _NN, _NN, _N, _N, _N, _T, _N, _TN), ("referral", "seq"))
+OBLIGATIONS = _Table(
+    "rm_obligations", ObligationRow, (_TN, _NN, _TN, _T, _NN, _NN, _NN, _NN, _N, _N, _N, _T, _N, _TN, _NN), ("referral", "seq")
+)
 SUBJECTS = _Table("rm_subjects", SubjectRow, (_TN, _TN, _TN, _NN, _NN, _N, _N), ("referral", "subject"))
 LATE_ENTRIES = _Table(
     "rm_late_entries", LateEntryRow, (_TN, _NN, _TN, _T, _TN, _NN, _NN, _T, _T, _N), ("stream_id", "version"), (("referral",),)
 )
 WINDOWS = _Table("rm_windows", WindowRow, (_TN, _NN, _NN), ("referral", "from_us"), (("from_us",),))
+ACTORS = _Table(
+    "rm_actors",
+    ActorRow,
+    (_TN, _NN, _TN, _T, _T, _TN, _TN, _TN, _NN, _NN, _N),
+    ("stream_id", "version"),
+    (("person", "occurred_us"), ("referral",)),
+)
 
 #: every table of rows keyed by referral, in the order they are written.
-_PER_REFERRAL: Final = (REFERRALS, INTERVALS, OBLIGATIONS, SUBJECTS, LATE_ENTRIES, WINDOWS)
+_PER_REFERRAL: Final = (REFERRALS, INTERVALS, OBLIGATIONS, SUBJECTS, LATE_ENTRIES, WINDOWS, ACTORS)
 #: every rm_* table but the tracking row, as ``projections status`` counts them.
 TABLES: Final = (STREAMS, *_PER_REFERRAL)
 _TRACKING_DDL: Final = (
@@ -321,6 +353,7 @@ class ReferralRows:
     subjects: list[SubjectRow]
     late_entries: list[LateEntryRow]
     windows: list[WindowRow]
+    actors: list[ActorRow] = field(default_factory=list)
 
 
 def referral_rows(
@@ -392,6 +425,7 @@ def referral_rows(
             found.band,
             _cadence_us(found.rule, found.band, policy),
             orjson.dumps(found.detail, option=orjson.OPT_SORT_KEYS).decode(),
+            int(found.status == DISCHARGED),
         )
         for seq, found in enumerate(obligations_at(referral_events, subject_events, latest, policy=policy, as_known_now=True))
     ]
@@ -419,6 +453,33 @@ def referral_rows(
             reference,
             [*back_dating_windows(reference, every), *amendment_windows(reference, [referral_events, *subject_events.values()])],
         ),
+        actors=[
+            actor
+            for stream_subject, events in ((None, referral_events), *subject_events.items())
+            for event in known(events)
+            if (actor := actor_row(event, reference, stream_subject)) is not None
+        ],
+    )
+
+
+def actor_row(event: LedgerEvent, referral: str | None, subject: str | None) -> ActorRow | None:
+    """The actor index's row of one entry (None for an entry without a named person)."""
+    actor = event.actor
+    person = actor.get("person") if isinstance(actor, dict) else None
+    if not person:
+        return None
+    return ActorRow(
+        str(event.originator_id),
+        event.originator_version,
+        person,
+        referral,
+        subject,
+        event_type(event),
+        str(actor.get("role", "")),
+        str(actor.get("unit", "")),
+        to_us(event.occurred_at),
+        to_us(event.recorded_at),
+        source_line(event),
     )
 
 
@@ -701,6 +762,8 @@ class _Round:
     #: referrals whose receipt is in this round (nothing of them is stored yet)
     received: set[str] = field(default_factory=set)
     streams: list[StreamRow] = field(default_factory=list)
+    #: the actor index's rows of the staff directory's entries read in this round
+    staff_actors: list[ActorRow] = field(default_factory=list)
 
 
 _PARAM = re.compile(r"(?<![:\w]):([a-z_]+)")
@@ -1005,7 +1068,11 @@ class ReadModels:
             if notification.topic == _DIRECTORY_TOPIC:
                 continue  # the directory repeats what Subject.Extracted says
             if notification.topic.startswith(STAFF_TOPIC_PREFIXES):
-                continue  # the staff directory is read from its own streams, not these tables
+                # the staff directory is read from its own streams; only its actors are indexed
+                staff_event = mapper.to_domain_event(notification)
+                if isinstance(staff_event, LedgerEvent) and (row := actor_row(staff_event, None, None)) is not None:
+                    batch.staff_actors.append(row)
+                continue
             if notification.topic.startswith(MIGRATION_TOPIC_PREFIX):
                 continue  # the migration's own record (`audit migrations` reads its stream)
             event = mapper.to_domain_event(notification)
@@ -1089,6 +1156,7 @@ class ReadModels:
             SUBJECTS.name: [row for found in rows for row in found.subjects],
             LATE_ENTRIES.name: [row for found in rows for row in found.late_entries],
             WINDOWS.name: [row for found in rows for row in found.windows],
+            ACTORS.name: [*batch.staff_actors, *(row for found in rows for row in found.actors)],
         }
         with self._transaction(commit=True) as cursor:
             self._claim(cursor, tracking, batch.end)
@@ -1211,7 +1279,7 @@ class ReadModels:
         self.catch_up()
         if not units:
             return []
-        names = {"unit_" + "_".join("abcdefghij"[int(d)] for d in str(i)): unit for i, unit in enumerate(sorted(units))}
+        names = {_name(i): unit for i, unit in enumerate(sorted(units))}
         rows = self._select(
             f"SELECT DISTINCT referral FROM {self._table('rm_intervals')} "
             f"WHERE kind IN ('{OWNER}', '{CUSTODY}') AND unit IN ({', '.join(':' + k for k in names)}) "
@@ -1219,6 +1287,91 @@ class ReadModels:
             {**names, "upper": to_us(end) if end is not None else _NO_UPPER, "lower": to_us(start) if start is not None else -_NO_UPPER},
         )
         return sorted(row["referral"] for row in rows)
+
+    def recorded_by(
+        self, person: str, *, start: datetime | None = None, end: datetime | None = None, as_known_at: datetime | None = None
+    ) -> list[ActorRow]:
+        """Every entry ``person`` recorded that occurred in [start, end), as known at K (now if None).
+
+        From the actor index; a referral with a back-dated or amended entry in flight at K is
+        read from its streams through ``known`` instead.
+        """
+        self.catch_up()
+        lower = to_us(start) if start is not None else -_NO_UPPER
+        upper = to_us(end) if end is not None else _NO_UPPER
+        rows = self._select(
+            f"SELECT {', '.join(ACTORS.columns)} FROM {self._table('rm_actors')} "
+            "WHERE person = :person AND occurred_us >= :lower AND occurred_us < :upper AND recorded_us <= :known",
+            {"person": person, "lower": lower, "upper": upper, "known": _known_us(as_known_at)},
+        )
+        skip = self._ambiguous(as_known_at) if as_known_at is not None else set()
+        found = [ActorRow(*(row[column] for column in ACTORS.columns)) for row in rows]
+        found = [row for row in found if row.referral is None or row.referral not in skip]
+        for referral, history in self._fold_histories(skip).items():
+            for subject, events in ((None, history.referral), *history.subjects.items()):
+                found.extend(
+                    row
+                    for event in known(events, as_known_at)
+                    if (row := actor_row(event, referral, subject)) is not None
+                    and row.person == person
+                    and lower <= row.occurred_us < upper
+                )
+        found.sort(key=lambda row: (row.occurred_us, row.referral or "", row.type, row.stream_id, row.version))
+        return found
+
+    def held_referrals(
+        self, units: set[str], start: datetime | None, end: datetime | None, *, as_known_at: datetime | None, until: datetime
+    ) -> list[HeldReferral]:
+        """Referrals owned or held by one of ``units`` in [start, end): their owners, custodians,
+        gaps and obligations as known at K (now if None), judged at ``until`` (the folds'
+        ``ownership_history(..., until=until)`` and ``obligations_at(..., until, as_known_now=True)``
+        over the events known at K). Inside a back-dating window at K, from the folds.
+        """
+        referrals = self.referrals_of_units(units, start, end)
+        skip = (self._ambiguous(as_known_at) & set(referrals)) if as_known_at is not None else set()
+        known_us, until_us = _known_us(as_known_at), to_us(until)
+        spans: dict[str, dict[str, list[tuple[str | None, datetime, datetime | None]]]] = {}
+        obligations: dict[str, list[Obligation]] = {}
+        stored = [referral for referral in referrals if referral not in skip]
+        for first in range(0, len(stored), 500):
+            chunk = stored[first : first + 500]
+            names = {_name(n): referral for n, referral in enumerate(chunk)}
+            marks = ", ".join(":" + name for name in names)
+            params = {**names, "until": until_us, "known": known_us}
+            for row in self._select(
+                f"SELECT referral, kind, seq, unit, start_us, end_us, end_recorded_us FROM {self._table('rm_intervals')} "
+                f"WHERE referral IN ({marks}) AND kind IN ('{OWNER}', '{CUSTODY}', '{GAP}') "
+                "AND start_us <= :until AND start_recorded_us <= :known ORDER BY referral, kind, seq",
+                params,
+            ):
+                ended = row["end_us"] is not None and row["end_us"] <= until_us and row["end_recorded_us"] <= known_us
+                spans.setdefault(row["referral"], {}).setdefault(row["kind"], []).append(
+                    (row["unit"], from_us(row["start_us"]), from_us(row["end_us"]) if ended else None)
+                )
+            for row in self._select(
+                "SELECT referral, seq, rule, subject, started_us, started_recorded_us, started_by, due_us, satisfied_us, "
+                f"satisfied_recorded_us, satisfied_by, band, cadence_us, detail, discharged FROM {self._table('rm_obligations')} "
+                f"WHERE referral IN ({marks}) AND started_us <= :until AND started_recorded_us <= :known ORDER BY referral, seq",
+                params,
+            ):
+                obligations.setdefault(row["referral"], []).append(_obligation_at(row, until, until_us, known_us))
+        found = [
+            HeldReferral(
+                referral,
+                tuple(spans.get(referral, {}).get(OWNER, ())),
+                tuple(spans.get(referral, {}).get(CUSTODY, ())),
+                tuple((start, end) for _, start, end in spans.get(referral, {}).get(GAP, ())),
+                tuple(obligations.get(referral, ())),
+            )
+            for referral in stored
+            if referral in spans
+        ]
+        for referral, history in self._fold_histories(skip).items():
+            held = _held_from_folds(referral, history, as_known_at, until, self.policy)
+            if held is not None:
+                found.append(held)
+        found.sort(key=lambda held: held.referral)
+        return found
 
     def _contains(self, alias: str, as_known_now: bool) -> str:
         """SQL: interval ``alias`` holds instant :t (as known at :t unless ``as_known_now``)."""
@@ -1507,6 +1660,76 @@ class ReadModels:
             )
         listed.sort(key=lambda item: item.referral)
         return listed
+
+
+@dataclass(frozen=True)
+class HeldReferral:
+    """Who owned and who held one referral, its gaps and its obligations (``ReadModels.held_referrals``)."""
+
+    referral: str
+    #: (unit, start, end): end None while it runs at the instant judged
+    ownership: tuple[tuple[str | None, datetime, datetime | None], ...]
+    custody: tuple[tuple[str | None, datetime, datetime | None], ...]
+    gaps: tuple[tuple[datetime, datetime | None], ...]
+    obligations: tuple[Obligation, ...]
+
+
+def _name(number: int) -> str:
+    """A query parameter's name for the ``number``-th value of a list (letters only: see ``_PARAM``)."""
+    return "v_" + "_".join("abcdefghij"[int(digit)] for digit in str(number))
+
+
+def _known_us(as_known_at: datetime | None) -> int:
+    return to_us(as_known_at) if as_known_at is not None else _NO_UPPER
+
+
+def _obligation_at(row: Any, until: datetime, until_us: int, known_us: int) -> Obligation:
+    """A stored obligation as the fold judges it at ``until``, its end counted only if known by then."""
+    ended = row["satisfied_us"] is not None and row["satisfied_us"] <= until_us and row["satisfied_recorded_us"] <= known_us
+    due = from_us(row["due_us"])
+    status, late = judged_status(due, from_us(row["satisfied_us"]) if ended else None, bool(row["discharged"]), until)
+    detail = orjson.loads(row["detail"])
+    if not ended:
+        detail.pop("ended_by", None)
+    cadence = row["cadence_us"]
+    return Obligation(
+        rule=row["rule"],
+        referral=row["referral"],
+        subject=row["subject"],
+        started_at=from_us(row["started_us"]),
+        started_by=int(row["started_by"]),
+        started_recorded_at=from_us(row["started_recorded_us"]),
+        due=due,
+        satisfied_at=from_us(row["satisfied_us"]) if ended else None,
+        satisfied_by=int(row["satisfied_by"]) if ended else None,
+        satisfied_recorded_at=from_us(row["satisfied_recorded_us"]) if ended else None,
+        status=status,
+        days_late=late,
+        band=row["band"],
+        cadence_days=None if cadence is None else days(cadence * _MICROSECOND),
+        cycles_missed=None if cadence is None or late is None else cycles_missed(late, cadence),
+        detail=detail,
+    )
+
+
+def _held_from_folds(
+    referral: str, history: _History, as_known_at: datetime | None, until: datetime, policy: Policy
+) -> HeldReferral | None:
+    events = known(history.referral, as_known_at)
+    if not events:
+        return None
+    try:
+        folded = ownership_history(events, until=until)
+    except LedgerError:
+        return None  # not yet received, as known at K
+    subjects = {subject: known(stream, as_known_at) for subject, stream in history.subjects.items()}
+    return HeldReferral(
+        referral,
+        tuple((o.unit, o.start, o.end) for o in folded.ownership),
+        tuple((c.unit, c.start, c.end) for c in folded.custody),
+        tuple((g.start, g.end) for g in folded.gaps),
+        tuple(obligations_at(events, subjects, until, policy=policy, as_known_now=True)),
+    )
 
 
 def _open_from_folds(referral: str, history: _History, at: datetime, overdue: Mapping[str, int]) -> OpenReferral | None:

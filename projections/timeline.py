@@ -24,7 +24,7 @@ from ledger.knowledge import CORRECTION, RETRACTION, amendment_kind, known
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.subject import Subject, SubjectState
 from ledger.values import ATTESTATION_AFTER, LATE_AFTER, days, iso
-from projections.ownership import EVENT_TYPES, Superseded, event_type, ownership_history, source_line
+from projections.ownership import EVENT_TYPES, Superseded, event_type, ownership_history, source_line, words
 
 __all__ = ["CSV_COLUMNS", "EVENT_TYPES", "TimelineRow", "event_type", "timeline", "timeline_document"]
 
@@ -310,7 +310,7 @@ def summary(event: LedgerEvent, subject: str | None = None, *, disputed: bool = 
     if isinstance(event, Referral.NoteAdded) and event.claim:
         claim = event.claim
         verdict = "disputed, the events do not show it" if disputed else "the events agree"
-        text += f" (claims {claim.get('type')} by {claim.get('unit')}: {verdict})"
+        text += f" (claims {words(str(claim.get('type')))} by {claim.get('unit')}: {verdict})"
     if subject is not None and not isinstance(event, Subject.Extracted):
         text = f"{subject}: {text}"
     return text

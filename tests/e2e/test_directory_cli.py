@@ -125,4 +125,11 @@ def test_accountable_and_person(db: str) -> None:
         ("head-of-unit", True, True),
     ]
     assert [(s["referral"], s["kind"]) for s in record["stretches"]] == [("R-1", "held")]
+    # every event an officer recorded, on any referral, whether or not they answered for it
+    analyst = json.loads(ok(db, "person", "P-301", "--json"))
+    assert analyst["stretches"] == []
+    assert [(e["referral"], e["type"], e["as"]) for e in analyst["events"]] == [("R-1", "received", "analyst@U-OPS1")]
+    hr = json.loads(ok(db, "person", "P-900", "--json"))
+    assert {e["type"] for e in hr["events"]} >= {"unit_registered", "person_registered", "role_assigned"}
+    assert json.loads(ok(db, "person", "P-301", "--to", "2024-01-01", "--json"))["events"] == []
     assert refused(db, "person", "P-404") == "Error: person P-404 is not in the directory"

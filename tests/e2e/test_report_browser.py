@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+import unicodedata
 import zlib
 from pathlib import Path
 
@@ -124,3 +125,75 @@ def test_the_case_file_prints_to_pdf(chromium: str, db: str, tmp_path: Path) -> 
     assert document.startswith(b"%PDF-")
     pages = len(re.findall(rb"/Type\s*/Page[^s]", document))
     assert 2 <= pages <= 8, f"{pages} pages"
+
+
+@pytest.fixture
+def staffed(tmp_path: Path) -> str:
+    """The demo's ledger: its staff directory first, then the story (subjects included)."""
+    from commands.demo import staff
+
+    source, url = tmp_path / "staffed.jsonl", str(tmp_path / "staffed.sqlite")
+    source.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in [*staff(), *story()]))
+    run(url, "import", "--historical", str(source))
+    return url
+
+
+def test_every_printed_page_has_the_running_header_and_its_number(chromium: str, staffed: str, tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    pdf = tmp_path / "case-file.pdf"
+    run(staffed, "report", REFERENCE, "--at", AT, "--pdf", str(pdf))
+
+    # NFKC: the PDF's text has the font's ligatures ("ﬁ") where the page has two letters
+    pages = [unicodedata.normalize("NFKC", page.extract_text()) for page in PdfReader(pdf).pages]
+    assert len(pages) >= 2
+    for number, text in enumerate(pages, start=1):
+        assert f"Case file {REFERENCE}" in text, f"page {number} has no running header"
+        assert f"as at {AT}, as known now" in text, f"page {number} does not say which instant"
+        assert f"page {number} of {len(pages)}" in text, f"page {number} is not numbered"
+    # the header is the page's margin, not a line of the document repeated in it
+    assert sum(text.count(f"page 1 of {len(pages)}") for text in pages) == 1
+
+
+#: run in a copy of the case file (the case file itself has no script): what the layout does
+_MEASURE = """<script>
+const tables = {};
+for (const name of ["obligations", "timeline"]) {
+  const table = document.querySelector("table." + name);
+  const wide = table.querySelector("th.wide");
+  tables[name] = wide.getBoundingClientRect().width / table.getBoundingClientRect().width;
+  tables[name + "-free"] = wide.getBoundingClientRect().width / Math.max(...[...table.querySelectorAll("th")].filter((th) => th !== wide).map((th) => th.getBoundingClientRect().width));
+}
+function lines(element) {
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  return new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top))).size;
+}
+const broken = [...document.querySelectorAll(".nb, td.nw, td.time, td.stamp > .nb")].filter((e) => lines(e) > 1).map((e) => e.textContent);
+document.body.setAttribute("data-measured", JSON.stringify({tables, broken, codes: document.querySelectorAll(".nb").length}));
+</script>"""
+
+
+def test_codes_stay_whole_and_the_detail_columns_take_the_width(chromium: str, staffed: str, tmp_path: Path) -> None:
+    import html as markup
+    import json
+    import subprocess
+
+    page = tmp_path / "case-file.html"
+    run(staffed, "report", REFERENCE, "--at", AT, "--out", str(page))
+    measured = tmp_path / "measured.html"
+    measured.write_text(page.read_text(encoding="utf-8").replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+
+    # about an A4 page's printable width in CSS pixels
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=794,1123", f"--user-data-dir={tmp_path / 'profile'}"]
+    done = subprocess.run([*command, "--dump-dom", measured.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    found = re.search(r'data-measured="([^"]*)"', done.stdout)
+    assert found is not None, done.stderr[-500:]
+    result = json.loads(markup.unescape(found.group(1)))
+
+    assert result["codes"] > 50
+    assert result["broken"] == [], f"these broke across lines: {result['broken'][:5]}"
+    tables = result["tables"]
+    # the free-text column is the widest of its table, and takes a good share of it
+    assert tables["obligations-free"] > 1 and tables["timeline-free"] > 1, tables
+    assert tables["obligations"] >= 0.18 and tables["timeline"] >= 0.3, tables

@@ -252,3 +252,47 @@ def test_the_demo_writes_the_case_file_and_prints_its_path(tmp_path: Path) -> No
     assert f"Wrote the case file of {REFERENCE} to {page}" in result.output
     html = page.read_text(encoding="utf-8")
     assert "Ledger verified" in html and "NO OWNER · 493.99 days" in html
+
+
+def _checkpoint_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if re.match(r"^(- |\| )Checkpoint\b", line)]
+
+
+def test_the_markdown_prints_the_checkpoint_line_once_and_no_stray_separator(staffed: str) -> None:
+    db = staffed
+    without = run(db, "report", REFERENCE, "--at", "2014-03-01T00:00:00Z", "--out", "-", "--format", "md").stdout
+    assert _checkpoint_lines(without) == ["- Checkpoint: none"]
+    run(db, "checkpoint")
+    with_one = run(db, "report", REFERENCE, "--at", "2014-03-01T00:00:00Z", "--out", "-", "--format", "md").stdout
+    [line] = _checkpoint_lines(with_one)
+    assert line.startswith("- Checkpoint (database): ")
+    for text in (without, with_one):
+        assert "## Accountable people" in text and "; " in text
+        for row in text.splitlines():
+            assert not re.search(r";\s*\||\|\s*;|;\s*;|\(\s*;|;\s*\)|;\s*$|^\s*;", row), row
+
+
+@pytest.fixture
+def staffed(tmp_path: Path) -> str:
+    """The demo's ledger: its staff directory first, then the story."""
+    from commands.demo import staff
+
+    source, url = tmp_path / "staffed.jsonl", str(tmp_path / "staffed.sqlite")
+    source.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in [*staff(), *story()]))
+    run(url, "import", "--historical", str(source))
+    return url
+
+
+def test_the_chart_shows_the_accountable_people_beside_the_units(staffed: str, tmp_path: Path) -> None:
+    db, out = staffed, tmp_path / "case-file.html"
+    run(db, "report", REFERENCE, "--at", "2014-03-01T00:00:00Z", "--out", str(out))
+    html = out.read_text(encoding="utf-8")
+    accountable = answer(db, "accountable", REFERENCE, "--at", "2013-01-01T00:00:00Z")  # inside the long gap
+
+    drawn = re.findall(r'<g class="person (owner|gap)" data-person="([\w-]+)"><title>([^<]*)</title>', html)
+    assert drawn, "no accountable person on the chart"
+    answering = {p["person"] for p in accountable["answering_while_unowned"]}
+    assert answering and answering <= {person for kind, person, _ in drawn if kind == "gap"}
+    assert {person for kind, person, _ in drawn if kind == "owner"}, "nobody drawn under the owner's bar"
+    assert '<text class="lane-name" x="6"' in html and ">Accountable</text>" in html
+    assert 'data-legend="person"' in html

@@ -134,7 +134,7 @@ def test_the_findings_say_it_in_words(story: Ledger) -> None:
     findings = build(story).findings
 
     assert findings[0].startswith(f"Nobody owned {REFERENCE} for 18.00 days in 2 gaps; the longest ran 13.00 days")
-    assert any("claims ownership_accepted by U-OPS2; the events do not show it" in f for f in findings)
+    assert any("claims ownership accepted by U-OPS2; the events do not show it" in f for f in findings)
     assert any(f.startswith("2 entries were recorded late; 1 needs") for f in findings)
 
 
@@ -235,7 +235,7 @@ def test_the_chart_marks_offers_declines_decisions_reviews_requests_claims_and_l
     assert kinds == ["offer", "decline", "escalation", "defer", "request", "decision", "offer", "review", "reply"]
     assert len([g for g in svg.iter("g") if (g.get("class") or "").startswith("event ")]) == len(chart.markers)
     assert [claim.title for claim in chart.claims] == [
-        f"Disputed claim, {at(4, 12)}: a note claims ownership_accepted by U-OPS2; the events do not show it"
+        f"Disputed claim, {at(4, 12)}: a note claims ownership accepted by U-OPS2; the events do not show it"
     ]
     assert [(lag.attest, lag.label) for lag in chart.lags] == [(True, "note added +8.04 d"), (False, "ownership accepted +1.04 d")]
     overdue = {span.label.split()[0] for span in chart.overdue}
@@ -321,3 +321,114 @@ def test_the_policy_in_force_is_named(story: Ledger) -> None:
 
     assert case.policy == DEFAULT_POLICY.version
     assert DEFAULT_POLICY.version in render_html(case)
+
+
+# --- the case file, polished (issue 13 §7) ---------------------------------------------------
+
+#: the subject's triage starts its dissemination clock; nothing is sent by the report's instant
+SUBJECT_STORY = [
+    *STORY,
+    rec("subject_extracted", at(2, 10), "U-TRIAGE", subject="SUBJ-1", category="suspect"),
+    rec("subject_triaged", at(2, 11), "U-TRIAGE", subject="SUBJ-1", risk_tool="RPT", risk_tool_version="3.2", band="HIGH"),
+]
+
+
+@pytest.fixture(scope="module")
+def subject_story() -> Ledger:
+    return given(*SUBJECT_STORY).ledger
+
+
+def test_a_subjects_overdue_obligation_has_a_bar_in_the_overdue_lane(subject_story: Ledger) -> None:
+    case = build(subject_story)
+    overdue = [o for o in case.obligations if o.subject == "SUBJ-1" and o.status == "open-overdue"]
+    assert [o.rule for o in overdue] == ["dissemination"], "the story leaves SUBJ-1's dissemination overdue"
+
+    svg = chart_of(render_html(case))
+    titles = [g.findtext("title") or "" for g in svg.iter("g") if (g.get("class") or "").split()[:1] == ["overdue"]]
+    assert any(title.startswith("SUBJ-1 dissemination: due ") and "still open" in title for title in titles), titles
+    labels = [span.label for span in case.chart.overdue if span.label.startswith("SUBJ-1 ")]
+    assert labels == [f"SUBJ-1 dissemination {overdue[0].days_late:.2f} d, open"]
+    # the referral's own overdue bars are all still drawn
+    assert {span.label.split()[0] for span in case.chart.overdue} >= {"owner-accepted", "escalation-decided", "deferred-revisit"}
+
+
+def _extent(label: str, x: float) -> tuple[float, float]:
+    from projections.report import _CHAR
+
+    return x, x + len(label) * _CHAR
+
+
+def test_labels_sit_beside_their_own_bars(subject_story: Ledger) -> None:
+    chart = build(subject_story).chart
+    spans = [(span.label, span.label_x, span.label_inside, span.x, span.x + span.width, span.y) for span in chart.overdue]
+    spans += [(lag.label, lag.label_x, False, lag.x1 - 4, lag.x2 + 6, lag.y) for lag in chart.lags]
+    assert len(spans) >= 6
+    for label, label_x, inside, x1, x2, row in spans:
+        left, right = _extent(label, label_x)
+        if inside:
+            assert x1 <= left and right <= x2 + 1, label
+        else:
+            # just after the bar, or just before it
+            assert x2 <= left <= x2 + 8 or x1 - 8 <= right <= x1 + 0.5, (label, left, right, x1, x2)
+        # no other bar of the same row lies under the label
+        for other, _, _, y1, y2, other_row in spans:
+            if other != label and other_row == row:
+                assert right <= y1 or left >= y2, (label, other)
+
+
+def _legend(html: str) -> set[str]:
+    return set(re.findall(r'<li data-legend="([\w-]+)"', html))
+
+
+def test_the_legend_lists_only_what_the_chart_shows(story: Ledger, subject_story: Ledger) -> None:
+    for ledger in (story, subject_story):
+        case = build(ledger)
+        html = render_html(case)
+        svg = chart_of(html)
+        drawn = {"closure" if kind == "reopening" else kind for kind in (m.kind for m in case.chart.markers)}
+        classes = {tuple((g.get("class") or "").split()) for g in svg.iter("g")}
+        legend = _legend(html)
+        assert legend == set(case.chart.shown)
+        # each legend entry stands for something in the SVG
+        for entry in legend:
+            if entry == "gap":
+                assert bars(svg, "gap")
+            elif entry == "claim":
+                assert ("claim",) in classes
+            elif entry == "lag":
+                assert any(c[:1] == ("lag",) for c in classes)
+            elif entry == "overdue-met":
+                assert ("overdue",) in classes
+            elif entry == "overdue-open":
+                assert ("overdue", "open") in classes
+            else:
+                assert entry in drawn and ("event", entry) in classes, entry
+        # the story has no withdrawal, closure or accountable people: the legend says nothing of them
+        assert not legend & {"withdrawal", "closure", "person"}
+
+
+def test_event_names_read_as_words(story: Ledger) -> None:
+    from ledger.importing import RECORD_TYPES
+
+    html = render_html(build(story))
+    text = re.sub(r"<style>.*?</style>|<code>.*?</code>|<[^>]+>", " ", html, flags=re.S)
+    names = {record.type for record in RECORD_TYPES if "_" in record.type}
+    assert names and not [name for name in names if re.search(rf"\b{name}\b", text)]
+    assert "claims ownership accepted by U-OPS2" in text
+
+
+def test_codes_and_instants_do_not_break_at_their_hyphens(story: Ledger) -> None:
+    html = render_html(build(story))
+    findings = re.search(r'<ul class="findings">(.*?)</ul>', html, re.S)
+    assert findings is not None
+    bare = re.sub(r'<span class="nb">[^<]*</span>', "", findings.group(1))
+    assert not re.findall(r"\w-\w", bare), "a hyphenated code in the findings is not kept on one line"
+    assert '<span class="nb">U-OPS2</span>' in findings.group(1) and ".nb { white-space: nowrap; }" in html
+
+
+def test_the_markdown_has_no_stray_separator(story: Ledger, subject_story: Ledger) -> None:
+    for ledger in (story, subject_story):
+        text = render_markdown(build(ledger))
+        assert "; " in text  # lists are joined with "; " …
+        for line in text.splitlines():  # … and never leave one dangling
+            assert not re.search(r";\s*\||\|\s*;|;\s*;|\(\s*;|;\s*\)|;\s*$|^\s*;", line), line

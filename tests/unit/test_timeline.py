@@ -77,9 +77,9 @@ def test_a_note_claim_is_summarised_with_its_verdict() -> None:
     confirmed = Story().offer("U-OPSB", at(hours=1)).accept("U-OPSB", at(hours=2)).note(at(hours=3), claim=CLAIM)
 
     assert timeline(disputed.events)[-1].summary == (
-        "Note: Minutes of the tasking meeting (claims ownership_accepted by U-OPSB: disputed, the events do not show it)"
+        "Note: Minutes of the tasking meeting (claims ownership accepted by U-OPSB: disputed, the events do not show it)"
     )
-    assert timeline(confirmed.events)[-1].summary.endswith("(claims ownership_accepted by U-OPSB: the events agree)")
+    assert timeline(confirmed.events)[-1].summary.endswith("(claims ownership accepted by U-OPSB: the events agree)")
 
 
 def test_subject_events_are_merged_in_business_order_and_named() -> None:
