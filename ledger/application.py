@@ -16,9 +16,15 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog, project_aggregate
-from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    EventSourcedLog,
+    ProcessingEvent,
+    project_aggregate,
+)
+from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, Recording, Transcoder
 
 from ledger.canonical import GENESIS, event_hash
 from ledger.errors import LedgerError, NotFound, RuleViolation
@@ -114,6 +120,30 @@ class Ledger(Application[UUID]):
         self._migration: MigrationState | None = None
         #: who may attest late entries and correct or retract another's entry (policy [directory])
         self.supervisory_roles: tuple[str, ...] = SUPERVISORY_ROLES
+
+    def save(self, *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's save, collecting the ledger's own aggregates and events directly.
+
+        The library tells aggregates from events with runtime Protocol checks, two per
+        object, which cost more than inserting the event; a step of an import saves
+        thousands of aggregates. Anything else goes through the library's own collection.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        events, aggregates = processing_event.events, processing_event.aggregates
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                events.extend(obj.collect_events())
+                aggregates[obj.id] = obj
+            elif isinstance(obj, DomainEvent):
+                events.append(obj)
+            else:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # the library's deprecated hook, as its save calls it
+        return recordings
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()
