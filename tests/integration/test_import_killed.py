@@ -86,11 +86,15 @@ def test_an_import_killed_at_random_points_leaves_the_ledger_as_it_was(database_
     ledger.close()
     before = fingerprint(database_url)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "cli", "--db", database_url, "import", str(long_file)]
+
+    def command_on(url: str) -> list[str]:
+        return [sys.executable, "-m", "cli", "--db", url, "import", str(long_file)]
+
+    command = command_on(database_url)
     # and the duration of that import, measured on a scratch ledger of the same backend
     scratch = scratch_url(database_url)
     try:
-        duration = import_seconds([*command[:3], scratch, *command[4:]], env)
+        duration = import_seconds(command_on(scratch), env)
     finally:
         drop_scratch(scratch)
     rng = random.Random(13)
