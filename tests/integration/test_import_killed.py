@@ -33,9 +33,9 @@ from tests.conftest import EXAMPLES, raw_execute, synthetic_lines
 ROOT = Path(__file__).resolve().parents[2]
 #: kill points per backend, one in each equal slice of the measured duration
 KILLS = 10
-#: a kill point lies in the first this-much of the import's duration (the last slice ends
-#: before the commit, which a kill could miss on a quicker run)
-SPAN = 0.9
+#: a kill point lies in the first this-much of the measured duration: on a shared machine a
+#: later run of the same import can be a fifth quicker than the measured one
+SPAN = 0.75
 
 
 def fingerprint(url: str) -> tuple[int, str]:
@@ -79,6 +79,7 @@ def long_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.timeout(1200)  # about 6 imports of 100,000 lines: a few minutes on a busy machine
 def test_an_import_killed_at_random_points_leaves_the_ledger_as_it_was(database_url: str, long_file: Path) -> None:
     # Given a ledger holding the worked example
     ledger, _ = open_ledger(database_url)
