@@ -17,9 +17,15 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, EventSourcedLog, project_aggregate
-from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Mapper, Notification, Transcoder
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    EventSourcedLog,
+    ProcessingEvent,
+    project_aggregate,
+)
+from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, Recording, Transcoder
 
 from ledger.authority import AGENCY_UNIT, Judge
 from ledger.canonical import GENESIS, event_hash
@@ -161,6 +167,30 @@ class Ledger(Application[UUID]):
                 raise RuleViolation(*refusal)
             self._signing_checked.add(person)
         object.__setattr__(event, "signature", self.signer.sign(event_hash(event)))
+
+    def save(self, *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's save, collecting the ledger's own aggregates and events directly.
+
+        The library tells aggregates from events with runtime Protocol checks, two per
+        object, which cost more than inserting the event; a step of an import saves
+        thousands of aggregates. Anything else goes through the library's own collection.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        events, aggregates = processing_event.events, processing_event.aggregates
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                events.extend(obj.collect_events())
+                aggregates[obj.id] = obj
+            elif isinstance(obj, DomainEvent):
+                events.append(obj)
+            else:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # the library's deprecated hook, as its save calls it
+        return recordings
 
     def construct_transcoder(self) -> Transcoder:
         return OrjsonTranscoder()

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -501,7 +502,7 @@ class Command:
     stamp: Stamp
     arguments: dict[str, Any]
 
-    @property
+    @cached_property  # asked for several times per line (preload, re-import check, run)
     def stream_id(self) -> UUID:
         if self.referral is None:
             unit = self.arguments.get("unit")
@@ -524,8 +525,11 @@ def _text(name: str, value: Any) -> str:
 
 
 def _pair(name: str, value: Any, keys: tuple[str, str]) -> dict[str, str]:
-    if not isinstance(value, dict) or set(value) != set(keys):
+    if not isinstance(value, dict) or value.keys() != set(keys):
         raise InvalidInput(f"{name} must be an object with exactly {keys[0]} and {keys[1]}")
+    first, second = value[keys[0]], value[keys[1]]
+    if type(first) is str and type(second) is str and first.strip() == first and second.strip() == second and first and second:
+        return {keys[0]: first, keys[1]: second}  # the common case, already as _text would give it
     return {k: _text(f"{name}.{k}", value[k]) for k in keys}
 
 
@@ -533,53 +537,82 @@ def _pair(name: str, value: Any, keys: tuple[str, str]) -> dict[str, str]:
 MAX_INTEGER = 2**53 - 1
 
 
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INTEGER:
+        raise InvalidInput(f"{name} must be a whole number from 0 to {MAX_INTEGER} (2^53-1)")
+    return value
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be true or false")
+    return value
+
+
+def _instant(name: str, value: Any) -> datetime:
+    return parse_instant(_text(name, value), name)
+
+
+def _texts(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise InvalidInput(f"{name} must be a list of strings")
+    return [_text(name, v) for v in value]
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> Any:
+        if value not in choices:
+            raise InvalidInput(f"{name} must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _code(name: str, value: Any) -> str:
+    text = _text(name, value)
+    if not text.replace("_", "").isalnum() or text.upper() != text:
+        raise InvalidInput(f"{name} must be an upper-case code such as NFA or RETURNED_TO_ORIGINATOR")
+    return text
+
+
+def _fields(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not value or not all(isinstance(k, str) and k.strip() for k in value):
+        raise InvalidInput(f"{name} must be an object naming at least one field and its value")
+    return {k.strip(): v for k, v in value.items()}
+
+
+#: how a value of each field kind is checked (and normalised): kind -> check(name, value)
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "text": _text,
+    "int": _int,
+    "bool": _bool,
+    "instant": _instant,
+    "texts": _texts,
+    "grading": lambda name, value: _pair(name, value, ("scheme", "value")),
+    "claim": lambda name, value: _pair(name, value, ("type", "unit")),
+    "band": _one_of(RISK_BANDS),
+    "outcome": _one_of(DECISION_OUTCOMES),
+    "unit_kind": _one_of(UNIT_KINDS),
+    "code": _code,
+    "fields": _fields,
+}
+
+
 def _check(field: Field, value: Any) -> Any:
-    name, kind = field.name, field.kind
-    if kind == "text":
-        return _text(name, value)
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INTEGER:
-            raise InvalidInput(f"{name} must be a whole number from 0 to {MAX_INTEGER} (2^53-1)")
-        return value
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise InvalidInput(f"{name} must be true or false")
-        return value
-    if kind == "instant":
-        return parse_instant(_text(name, value), name)
-    if kind == "texts":
-        if not isinstance(value, list):
-            raise InvalidInput(f"{name} must be a list of strings")
-        return [_text(name, v) for v in value]
-    if kind == "grading":
-        return _pair(name, value, ("scheme", "value"))
-    if kind == "claim":
-        return _pair(name, value, ("type", "unit"))
-    if kind == "band":
-        if value not in RISK_BANDS:
-            raise InvalidInput(f"{name} must be one of {', '.join(RISK_BANDS)}")
-        return value
-    if kind == "outcome":
-        if value not in DECISION_OUTCOMES:
-            raise InvalidInput(f"{name} must be one of {', '.join(DECISION_OUTCOMES)}")
-        return value
-    if kind == "unit_kind":
-        if value not in UNIT_KINDS:
-            raise InvalidInput(f"{name} must be one of {', '.join(UNIT_KINDS)}")
-        return value
-    if kind == "code":
-        text = _text(name, value)
-        if not text.replace("_", "").isalnum() or text.upper() != text:
-            raise InvalidInput(f"{name} must be an upper-case code such as NFA or RETURNED_TO_ORIGINATOR")
-        return text
-    if kind == "fields":
-        if not isinstance(value, dict) or not value or not all(isinstance(k, str) and k.strip() for k in value):
-            raise InvalidInput(f"{name} must be an object naming at least one field and its value")
-        return {k.strip(): v for k, v in value.items()}
-    raise AssertionError(f"unknown field kind {kind}")  # a programming error in RECORD_TYPES
+    return _CHECKS[field.kind](field.name, value)
 
 
 _EMPTY: dict[str, Any] = {"texts": [], "bool": False}
+#: the envelope fields a record must hold: (directory record?, historical?) -> names
+_REQUIRED = {
+    (on_directory, historical): (() if on_directory else ("referral",))
+    + ("occurred_at", "actor")
+    + (("recorded_at",) if historical else ())
+    for on_directory in (False, True)
+    for historical in (False, True)
+}
+#: per record type, each field as parse_record reads it: (name, parameter, required, check, value when absent)
+_PLANS = {t.type: tuple((f.name, f.parameter, f.required, _CHECKS[f.kind], _EMPTY.get(f.kind)) for f in t.fields) for t in RECORD_TYPES}
 
 
 def parse_record(
@@ -595,33 +628,33 @@ def parse_record(
     if not isinstance(type_name, str) or type_name not in RECORD_TYPE:
         raise InvalidInput(f"unknown type {type_name!r}")
     record_type = RECORD_TYPE[type_name]
-    unknown = sorted(record.keys() - _ALLOWED[type_name, historical])
-    if unknown:
+    unknown_fields = record.keys() - _ALLOWED[type_name, historical]
+    if unknown_fields:
+        unknown = sorted(unknown_fields)
         hint = " (recorded_at needs --historical)" if unknown == ["recorded_at"] else ""
         raise InvalidInput(f"unknown field {unknown[0]!r} for type {type_name}{hint}")
-    required = ("occurred_at", "actor") if record_type.on_directory else ("referral", "occurred_at", "actor")
-    for name in required + (("recorded_at",) if historical else ()):
-        if name == "occurred_at" and occurred_now_if_missing:
-            continue
-        if name not in record:
+    for name in _REQUIRED[record_type.on_directory, historical]:
+        if name not in record and not (name == "occurred_at" and occurred_now_if_missing):
             raise InvalidInput(f"missing {name}")
     referral = None if record_type.on_directory else _text("referral", record["referral"])
     late_reason = record.get("late_reason")
+    occurred_at = record.get("occurred_at")
     stamp = Stamp(
         actor=Actor.from_dict(record["actor"]),
-        occurred_at=parse_instant(_text("occurred_at", record["occurred_at"]), "occurred_at") if "occurred_at" in record else None,
+        occurred_at=None if occurred_at is None and "occurred_at" not in record else _instant("occurred_at", occurred_at),
         late_reason=None if late_reason is None else _text("late_reason", late_reason),
-        source_recorded_at=parse_instant(_text("recorded_at", record["recorded_at"]), "recorded_at") if historical else None,
+        source_recorded_at=_instant("recorded_at", record["recorded_at"]) if historical else None,
         source=source,
     )
     arguments: dict[str, Any] = {}
-    for field in record_type.fields:
-        if field.name not in record or record[field.name] is None:
-            if field.required:
-                raise InvalidInput(f"missing {field.name} for type {type_name}")
-            arguments[field.parameter] = _EMPTY.get(field.kind)
-            continue
-        arguments[field.parameter] = _check(field, record[field.name])
+    for name, parameter, required, check, empty in _PLANS[type_name]:
+        value = record.get(name)
+        if value is None:
+            if required:
+                raise InvalidInput(f"missing {name} for type {type_name}")
+            arguments[parameter] = empty
+        else:
+            arguments[parameter] = check(name, value)
     if type_name == "received" and arguments.pop("reference") not in (None, referral):
         raise InvalidInput("reference differs from referral")
     return Command(record_type, referral, stamp, arguments)

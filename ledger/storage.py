@@ -29,6 +29,8 @@ DATABASE_ENV = "REFLEDGER_DATABASE_URL"
 #: seconds to wait for the events table lock (PostgreSQL) or a busy database (SQLite).
 LOCK_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 5
+#: seconds a held transaction (an import saving in steps) may sit idle between statements
+HELD_IDLE_SECONDS = 300
 
 _REFUSE = "stored events are append-only"
 #: what opening a ledger may raise when the database cannot be opened or set up
@@ -356,6 +358,10 @@ def held_transaction(ledger: Application[Any]) -> Iterator[None]:
                 del datastore.transaction
     elif module == "eventsourcing.postgres":
         with datastore.get_connection() as connection, connection.transaction():
+            # the library's connections end a transaction idle for 5 s; between two steps
+            # this one is idle while the client checks a step's lines (longer on a busy
+            # machine or in a garbage collection): allow that, for this transaction only
+            connection.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{HELD_IDLE_SECONDS}s'")
 
             @contextmanager
             def same_connection() -> Iterator[Any]:

@@ -24,6 +24,7 @@ FUTURE_SKEW = timedelta(minutes=5)
 RISK_BANDS = ("LOW", "MEDIUM", "HIGH", "VERY_HIGH")
 DECISION_OUTCOMES = ("ASSIGN_OWNER", "DEFER", "REJECT", "NO_FURTHER_ACTION", "CLOSE")
 
+_ACTOR_KEYS = frozenset({"person", "role", "unit"})
 _ACTOR = re.compile(r"^(?P<person>[^:@\s]+):(?P<role>[^:@\s]+)@(?P<unit>[^:@\s]+)$")
 
 
@@ -44,11 +45,13 @@ class Actor:
 
     @classmethod
     def from_dict(cls, value: Any) -> Actor:
-        if not isinstance(value, dict) or set(value) != {"person", "role", "unit"}:
+        if not isinstance(value, dict) or value.keys() != _ACTOR_KEYS:
             raise InvalidInput("actor must be an object with exactly person, role and unit")
-        if not all(isinstance(v, str) and v.strip() for v in value.values()):
-            raise InvalidInput("actor person, role and unit must be non-empty strings")
-        return cls(value["person"], value["role"], value["unit"])
+        person, role, unit = value["person"], value["role"], value["unit"]
+        for part in (person, role, unit):
+            if not isinstance(part, str) or not part.strip():
+                raise InvalidInput("actor person, role and unit must be non-empty strings")
+        return cls(person, role, unit)
 
     def as_dict(self) -> dict[str, str]:
         return {"person": self.person, "role": self.role, "unit": self.unit}
