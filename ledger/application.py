@@ -136,17 +136,15 @@ class Ledger(Application[UUID]):
         #: gives ``signatures_required`` when the first save needs it (the policy is read then)
         self.signature_policy: Callable[[], frozenset[str]] | None = None
 
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
+    def _sign_all(self, events: Sequence[DomainEventProtocol[UUID]]) -> None:
         """Sign each event with the recording person's key (when one is given) and refuse a
         live event the policy requires signed but no key signs (rule ``signature-required``)."""
         if self.signature_policy is not None:
             self.signatures_required, self.signature_policy = self.signature_policy(), None
         if self.signer is not None or self.signatures_required:
-            for obj in objs:
-                for event in obj.pending_events if isinstance(obj, Aggregate) else [obj]:
-                    if isinstance(event, LedgerEvent):
-                        self._sign(event)
-        return super().save(*objs, **kwargs)
+            for event in events:
+                if isinstance(event, LedgerEvent):
+                    self._sign(event)
 
     def _sign(self, event: LedgerEvent) -> None:
         person = event.actor["person"]
@@ -185,6 +183,7 @@ class Ledger(Application[UUID]):
                 events.append(obj)
             else:
                 processing_event.collect_events(obj)
+        self._sign_all(events)
         processing_event.saved_kwargs.update(kwargs)
         recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
