@@ -15,6 +15,7 @@ from commands.migration import migration_group
 from commands.obligations import obligations_command, policy_group
 from commands.ownership import history_command, owner_command, timeline_command
 from commands.record import REFERRAL_COMMANDS, import_command, subject_group
+from commands.records import consultations_command, dispose_command, hold_group, retention_group
 from commands.report import report_command
 from commands.session import Session
 from commands.subjects import package_command, subjects_group
@@ -89,9 +90,16 @@ class LedgerGroup(click.Group):
     envvar="REFLEDGER_POLICY",
     help="Policy rules (TOML) for every answer that judges obligations (default: the built-in rules; see 'refledger policy show').",
 )
+@click.option(
+    "--data-key",
+    "data_key",
+    metavar="FILE",
+    envvar="REFLEDGER_DATA_KEY",
+    help="The ledger data key (refledger keygen --data-key) that seals and opens free text.",
+)
 @click.version_option(package_name="referral-ledger", prog_name="refledger")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool, policy_file: str | None) -> None:
+def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool, policy_file: str | None, data_key: str | None) -> None:
     """Referral Ledger: who owned each referral when, what is overdue, and proof that the
     record was not altered. Every action is an immutable event.
 
@@ -99,7 +107,7 @@ def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool, p
     Example:
       refledger demo
     """
-    ctx.obj = Session(db=db, actor_text=actor, as_json=as_json, policy_file=policy_file)
+    ctx.obj = Session(db=db, actor_text=actor, as_json=as_json, policy_file=policy_file, data_key=data_key)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -184,6 +192,10 @@ for _directory_command in (unit_group, person_group, role_group, secondment_grou
 main.add_command(referrals_command)
 main.add_command(show_command)
 main.add_command(export_command)
+main.add_command(hold_group)
+main.add_command(dispose_command)
+main.add_command(retention_group)
+audit_group.add_command(consultations_command)
 
 
 @main.command("completion")

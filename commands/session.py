@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ledger.values import Actor
 
 ACTOR_ENV = "REFLEDGER_ACTOR"
+DATA_KEY_ENV = "REFLEDGER_DATA_KEY"
 POLICY_ENV = "REFLEDGER_POLICY"
 
 
@@ -41,6 +42,8 @@ class Session:
     #: --policy FILE; None falls back to $REFLEDGER_POLICY, then the built-in rules.
     policy_file: str | None = None
     _policy: Policy | None = field(default=None, repr=False)
+    #: --data-key FILE (or $REFLEDGER_DATA_KEY): the ledger data key that seals free text
+    data_key: str | None = None
 
     def open(self, *, create: bool = False) -> tuple[Ledger, Database]:
         """The ledger of --db; ``create`` only for commands that may record into a new one.
@@ -49,9 +52,16 @@ class Session:
         error and creates nothing.
         """
         if self._ledger is None:
+            from pathlib import Path
+
             from ledger.wiring import open_ledger
 
-            self._ledger, self._database = open_ledger(self.db, create=create)
+            records = self.policy.records
+            key = Path(self.data_key) if self.data_key else None
+            ledger, database = open_ledger(self.db, create=create, data_key=key, sealed_fields=records.sealed_fields)
+            ledger.records_roles = self.policy.directory.records_roles
+            ledger.consultation_log = records.consultation_log
+            self._ledger, self._database = ledger, database
         assert self._database is not None
         return self._ledger, self._database
 
@@ -90,6 +100,11 @@ class Session:
         if not text:
             raise InvalidInput(f"who is recording? give --as PERSON:ROLE@UNIT or set {ACTOR_ENV}")
         return Actor.parse(text)
+
+    def reader(self) -> Actor | None:
+        """Who reads free text (--as / $REFLEDGER_ACTOR), when given: the consultation log names them."""
+        text = self.actor_text or os.environ.get(ACTOR_ENV)
+        return self.actor(text) if text else None
 
     def close(self) -> None:
         if self._ledger is not None:

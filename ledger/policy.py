@@ -61,7 +61,14 @@ Policy file (TOML); every key is optional, days may be fractional::
     supervisory_roles = ["team-manager", "head-of-unit", "supervisor", "detective-inspector"]
     tasking_roles     = ["head-of-tasking", "tasking-manager"]
     decision_roles    = ["head-of-tasking", "head-of-unit"]
+    records_roles     = ["records-manager"]                 # may dispose of a referral
 
+    [records]                       # retention, sealing and the consultation log
+    review_after_years = 6          # a closed referral's retention review; never while open
+    consultation_log = false        # true: reading free text records who read it
+    sealed_fields = ["consent_reference"]   # sealed besides the free text (of these only)
+
+``policy.records`` is a ``RecordsRules``.
 ``policy.directory`` is a ``DirectoryRoles``: ``accountable_roles``,
 ``supervisory_roles``, ``tasking_roles``, ``decision_roles`` (tuples of role names).
 """
@@ -151,7 +158,7 @@ _NOTES: Final[Mapping[str, str]] = {
 # (due = start + period) long before timedelta's own limit.
 _MAX_DAYS: Final = 36_525
 
-_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory")
+_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory", "records")
 _ROLE_PATTERN: Final = re.compile(r"[^:@\s]+")
 # The name is the part of the version before '@', so it must not contain one.
 _NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -173,12 +180,45 @@ class DirectoryRoles:
     supervisory_roles: tuple[str, ...] = ("team-manager", "head-of-unit", "supervisor", "detective-inspector")
     tasking_roles: tuple[str, ...] = ("head-of-tasking", "tasking-manager")
     decision_roles: tuple[str, ...] = ("head-of-tasking", "head-of-unit")
+    records_roles: tuple[str, ...] = ("records-manager",)
 
     def as_dict(self) -> dict[str, list[str]]:
         return {key: list(getattr(self, key)) for key in _DIRECTORY_KEYS}
 
 
-_DIRECTORY_KEYS: Final = ("accountable_roles", "supervisory_roles", "tasking_roles", "decision_roles")
+_DIRECTORY_KEYS: Final = ("accountable_roles", "supervisory_roles", "tasking_roles", "decision_roles", "records_roles")
+
+#: fields besides the free text that ``[records] sealed_fields`` may seal (no fold reads them)
+SEALABLE_FIELDS: Final[tuple[str, ...]] = ("consent_reference", "originator_reference")
+
+
+@dataclass(frozen=True)
+class RecordsRules:
+    """The ``[records]`` table: retention review, the consultation log, extra sealed fields."""
+
+    review_after_years: int = 6
+    consultation_log: bool = False
+    sealed_fields: tuple[str, ...] = ()
+
+
+def _checked_records(value: object, source: str) -> RecordsRules:
+    if not isinstance(value, Mapping):
+        raise _error(source, ("records",), f"must be a table, got {_shown(value)}")
+    keys = ("review_after_years", "consultation_log", "sealed_fields")
+    for key in value:
+        if key not in keys:
+            raise _error(source, ("records", key), "is not a known key", expected=keys)
+    years = value.get("review_after_years", 6)
+    if isinstance(years, bool) or not isinstance(years, int) or not 0 <= years <= 100:
+        raise _error(source, ("records", "review_after_years"), f"must be a whole number of years, 0 to 100, got {_shown(years)}")
+    log = value.get("consultation_log", False)
+    if not isinstance(log, bool):
+        raise _error(source, ("records", "consultation_log"), f"must be true or false, got {_shown(log)}")
+    fields = value.get("sealed_fields", [])
+    if not isinstance(fields, list) or not all(isinstance(f, str) and f in SEALABLE_FIELDS for f in fields):
+        raise _error(source, ("records", "sealed_fields"), f"must list fields of {', '.join(SEALABLE_FIELDS)}, got {_shown(fields)}")
+    return RecordsRules(years, log, tuple(fields))
+
 
 #: ``[directory] supervisory_roles`` defaults: the roles that may attest late entries and
 #: correct or retract anyone's entry.
@@ -220,6 +260,7 @@ class Policy:
     name: str = DEFAULT_NAME
     rules: ResolvedRules = field(default_factory=lambda: MappingProxyType({}), hash=False)
     directory: DirectoryRoles = field(default_factory=DirectoryRoles)
+    records: RecordsRules = field(default_factory=RecordsRules)
     # The version hashes this, and equality and hashing use it, because a
     # read-only mapping is not itself hashable.
     _canonical: str = field(init=False, repr=False)
@@ -230,7 +271,7 @@ class Policy:
         object.__setattr__(self, "name", _checked_name(self.name, "Policy"))
         resolved = _resolved_rules(self.rules, "Policy")
         object.__setattr__(self, "rules", resolved)
-        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory))
+        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory, self.records))
 
     @property
     def version(self) -> str:
@@ -356,7 +397,12 @@ def policy_from_toml(text: str, source: str = "<string>") -> Policy:
     name = _checked_name(document.get("name", DEFAULT_NAME), source)
     # Resolved here, not just in Policy, so errors name the file rather than "Policy".
     rules = _resolved_rules(document.get("rules", {}), source)
-    return Policy(name=name, rules=rules, directory=_checked_directory(document.get("directory", {}), source))
+    return Policy(
+        name=name,
+        rules=rules,
+        directory=_checked_directory(document.get("directory", {}), source),
+        records=_checked_records(document.get("records", {}), source),
+    )
 
 
 def _resolved_rules(overrides: object, source: str) -> ResolvedRules:
@@ -441,10 +487,16 @@ def _checked_band(band: str) -> str:
     return band
 
 
-def _canonical_json(rules: ResolvedRules, directory: DirectoryRoles) -> str:
+def _canonical_json(rules: ResolvedRules, directory: DirectoryRoles, records: RecordsRules = RecordsRules()) -> str:
     plain: dict[str, object] = {rule_id: dict(settings) for rule_id, settings in rules.items()}
     if directory != DirectoryRoles():  # the default roles leave a rule set's version as it was
         plain["[directory]"] = directory.as_dict()
+    if records != RecordsRules():  # likewise the default records rules
+        plain["[records]"] = {
+            "review_after_years": records.review_after_years,
+            "consultation_log": records.consultation_log,
+            "sealed_fields": list(records.sealed_fields),
+        }
     return json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
 

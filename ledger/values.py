@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -79,10 +80,16 @@ class Entry:
     late_reason: str | None
     source_recorded_at: datetime | None
     source: dict[str, Any] | None
+    #: seals an event's fields for a referral (``ledger.sealing``; None: recorded as given)
+    seal: Callable[[str, dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def recorded_at(self) -> datetime:
         return self.source_recorded_at or self.ingested_at
+
+    def sealed(self, reference: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The event's own fields as stored: free text sealed under the referral's key."""
+        return fields if self.seal is None else self.seal(reference, fields)
 
     @classmethod
     def resolve(cls, stamp: Stamp, now: datetime) -> Entry:

@@ -89,6 +89,7 @@ from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
 from ledger.knowledge import ATTESTATION, CORRECTION, RETRACTION, amendment_kind, known
 from ledger.migration import MIGRATION_TOPIC_PREFIX
+from ledger.records import RECORDS_TOPIC_PREFIXES
 from ledger.policy import DEFAULT_POLICY, LATE_ENTRY_ATTESTATION, SUPERVISORY_REVIEW, Policy
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
 from ledger.staff import STAFF_TOPIC_PREFIXES
@@ -1008,6 +1009,8 @@ class ReadModels:
                 continue  # the staff directory is read from its own streams, not these tables
             if notification.topic.startswith(MIGRATION_TOPIC_PREFIX):
                 continue  # the migration's own record (`audit migrations` reads its stream)
+            if notification.topic.startswith(RECORDS_TOPIC_PREFIXES):
+                continue  # holds, disposals and consultations change no owner, gap or obligation
             event = mapper.to_domain_event(notification)
             if not isinstance(event, LedgerEvent):
                 raise ProjectionStopped(

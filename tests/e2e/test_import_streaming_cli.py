@@ -45,7 +45,11 @@ def test_a_dry_run_checks_every_line_against_the_ledger_and_records_nothing(data
     twice.write_bytes(first + b"\n")
     refused = run(database_url, "import", "--historical", "--dry-run", str(twice))
     # Then it is refused by line, as the import would be, and nothing changes
-    assert refused.exit_code == 1 and refused.output.startswith("Error: line 1: ") and ("already received" in refused.output or "already in the ledger" in refused.output)
+    assert (
+        refused.exit_code == 1
+        and refused.output.startswith("Error: line 1: ")
+        and ("already received" in refused.output or "already in the ledger" in refused.output)
+    )
     # and a re-import is found by a dry run too
     assert "already imported" in run(database_url, "import", "--historical", "--dry-run", str(EXAMPLE)).output
     assert count_events(database_url) == recorded

@@ -82,7 +82,18 @@ def test_recording_a_receipt_creates_the_ledger_but_other_records_do_not(tmp_pat
     assert not path.parent.exists()
     # a receipt can
     received = run(
-        "--db", str(path), "--as", INTAKE, "receive", "R-2024-0001", "--originator", "X", "--channel", "post", "--custodian-unit", "U-INTAKE"
+        "--db",
+        str(path),
+        "--as",
+        INTAKE,
+        "receive",
+        "R-2024-0001",
+        "--originator",
+        "X",
+        "--channel",
+        "post",
+        "--custodian-unit",
+        "U-INTAKE",
     )
     assert received.exit_code == 0, received.output
     assert count_events(str(path)) == 1
@@ -100,7 +111,9 @@ def test_recording_a_receipt_creates_the_ledger_but_other_records_do_not(tmp_pat
         ("postgresql://postgres@127.0.0.1/x?schema=information_schema", ["bad PostgreSQL URL", "belongs to the server"]),
     ],
 )
-def test_a_bad_database_url_is_one_line_and_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, words: list[str]) -> None:
+def test_a_bad_database_url_is_one_line_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, words: list[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     for command in (["info"], ["init"], ["--as", INTAKE, "import", "x.jsonl"]):
         (tmp_path / "x.jsonl").write_text('{"type": "received"}\n')

@@ -103,7 +103,7 @@ def test_an_auditors_snapshot_on_a_read_only_mount_answers_every_query(tmp_path:
         "    out[' '.join(args)] = (p.returncode, p.stdout, p.stderr)\n"
         "print(json.dumps(out))\n"
     )
-    command = f"mount --bind {snapshot} {mount} && mount -o remount,bind,ro {mount} && exec {sys.executable} -c \"$0\""
+    command = f'mount --bind {snapshot} {mount} && mount -o remount,bind,ro {mount} && exec {sys.executable} -c "$0"'
     done = subprocess.run(
         ["unshare", "-m", "sh", "-c", command, script], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], check=True
     )
@@ -122,7 +122,9 @@ def test_a_select_only_login_answers_every_query(postgres_url: str) -> None:
     owner_url = schema_url(postgres_url, schema)
     _fill(owner_url)
     base = resolve_database(postgres_url)
-    auditor_url = schema_url(f"postgresql://{role}@{base.env['POSTGRES_HOST']}:{base.env['POSTGRES_PORT']}/{base.env['POSTGRES_DBNAME']}", schema)
+    auditor_url = schema_url(
+        f"postgresql://{role}@{base.env['POSTGRES_HOST']}:{base.env['POSTGRES_PORT']}/{base.env['POSTGRES_DBNAME']}", schema
+    )
     with connect_postgres(base) as connection:
         connection.execute(f'CREATE ROLE "{role}" LOGIN')
         connection.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')

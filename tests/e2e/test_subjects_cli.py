@@ -185,7 +185,13 @@ def test_package_counts_subjects_disseminations_and_obligations(package: str) ->
     assert (during["subjects"], during["claimed_subject_count"], during["triaged"], during["disseminations"]) == (4, 4, 3, 2)
     assert (during["first_dissemination"], during["last_dissemination"], during["days_to_first_dissemination"]) == (ago(16), ago(16), 0.17)
     assert during["obligations"]["dissemination"] == {"met": 2, "discharged": 0, "breached": 0, "open-overdue": 0, "open-not-due": 1}
-    assert during["obligations"]["force-acknowledgement"] == {"met": 0, "discharged": 0, "breached": 0, "open-overdue": 0, "open-not-due": 2}
+    assert during["obligations"]["force-acknowledgement"] == {
+        "met": 0,
+        "discharged": 0,
+        "breached": 0,
+        "open-overdue": 0,
+        "open-not-due": 2,
+    }
     assert during["policy"].startswith("default@")
     now = data(package, "package", REF)
     assert now["obligations"]["force-acknowledgement"] == {

@@ -132,7 +132,9 @@ def test_verify_checks_every_checkpoint_given(run: Run, three: tuple[Path, list[
     key, points = three
     answer = as_json(run("verify", *[a for p in points for a in ("--checkpoint", str(p))], "--public-key", f"{key}.pub", "--json"))
     assert answer["ok"] is True
-    assert answer["checkpoint"]["size"] == size_of(points[2]) == size_of(points[1]) + 7 + 1 and answer["checkpoint"]["form"] == "signed-note"  # 7 notes, and the first closed the migration
+    assert (
+        answer["checkpoint"]["size"] == size_of(points[2]) == size_of(points[1]) + 7 + 1 and answer["checkpoint"]["form"] == "signed-note"
+    )  # 7 notes, and the first closed the migration
     assert sorted(c["size"] for c in answer["other_checkpoints"]) == [2, size_of(points[1])]
     assert all(c["extends"] and c["signature_status"] == "valid" for c in answer["other_checkpoints"])
     # a checkpoint signed by someone else among them fails the whole verification

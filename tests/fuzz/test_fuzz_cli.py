@@ -48,9 +48,18 @@ def check(result: Any, before: int, what: str) -> None:
 @given(
     record=st.fixed_dictionaries(
         {"type": st.sampled_from(["received", "note_added", "ownership_offered", "subject_extracted"]) | json_values},
-        optional={"referral": text | json_values, "occurred_at": instants | json_values, "recorded_at": instants | json_values,
-                  "actor": st.just({"person": "P-1", "role": "r", "unit": "U-1"}) | json_values, "text": json_values,
-                  "originator": text, "channel": text, "custodian_unit": text, "to_unit": json_values, "subject": json_values},
+        optional={
+            "referral": text | json_values,
+            "occurred_at": instants | json_values,
+            "recorded_at": instants | json_values,
+            "actor": st.just({"person": "P-1", "role": "r", "unit": "U-1"}) | json_values,
+            "text": json_values,
+            "originator": text,
+            "channel": text,
+            "custodian_unit": text,
+            "to_unit": json_values,
+            "subject": json_values,
+        },
     ),
     historical=st.booleans(),
 )

@@ -17,7 +17,9 @@ from tests.conftest import EXAMPLES, raw_execute, synthetic_lines
 
 def stored(url: str) -> list[tuple[object, ...]]:
     database = resolve_database(url)
-    return raw_execute(url, f"SELECT originator_id, originator_version, topic FROM {database.events_table} ORDER BY originator_id, originator_version")
+    return raw_execute(
+        url, f"SELECT originator_id, originator_version, topic FROM {database.events_table} ORDER BY originator_id, originator_version"
+    )
 
 
 def test_small_steps_that_forget_every_stream_record_the_same_history(

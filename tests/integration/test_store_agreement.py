@@ -176,7 +176,9 @@ def test_gaps_as_known_now_and_late_entries_agree_with_the_folds(ledger_and_hist
     assert stored_gaps(models, None, NOW) == folded_gaps(histories, None, NOW)
     for policy in (Policy(), Policy(name="strict", rules={"late-entry": {"hours": 2, "attestation_days": 3}})):
         models = ReadModels(ledger, policy)
-        folded = [entry for events, subjects in histories.values() for entry in late_entries(events, subjects, policy=policy, now=ledger.clock())]
+        folded = [
+            entry for events, subjects in histories.values() for entry in late_entries(events, subjects, policy=policy, now=ledger.clock())
+        ]
         assert sorted(models.late_entries(), key=repr) == sorted(folded, key=repr)
         assert folded, "the generated ledger should have late entries"
 

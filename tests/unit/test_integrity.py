@@ -55,8 +55,20 @@ EXTRA = [
 _BY = {"person": "P-203", "role": "supervisor", "unit": "U-INTAKE"}
 AMENDMENTS: list[dict[str, Any]] = [
     {**EXTRA[0], "referral": "R-2024-0998"},
-    {"type": "note_added", "text": "typed late", "occurred_at": "2024-05-01T10:00:00Z", "recorded_at": "2024-05-03T10:00:00Z", "late_reason": "backlog"},
-    {"type": "subject_extracted", "subject": "SUBJ-X", "category": "suspect", "occurred_at": "2024-05-01T11:00:00Z", "recorded_at": "2024-05-01T11:05:00Z"},
+    {
+        "type": "note_added",
+        "text": "typed late",
+        "occurred_at": "2024-05-01T10:00:00Z",
+        "recorded_at": "2024-05-03T10:00:00Z",
+        "late_reason": "backlog",
+    },
+    {
+        "type": "subject_extracted",
+        "subject": "SUBJ-X",
+        "category": "suspect",
+        "occurred_at": "2024-05-01T11:00:00Z",
+        "recorded_at": "2024-05-01T11:05:00Z",
+    },
     {
         "type": "subject_triaged",
         "subject": "SUBJ-X",
@@ -70,7 +82,14 @@ AMENDMENTS: list[dict[str, Any]] = [
     {"type": "entry_corrected", "version": 1, "fields": {"originator": "X-OTHER"}, "reason": "misread", "at": "2024-05-04T09:00:00Z"},
     {"type": "entry_attested", "version": 2, "statement": "seen the notebook", "at": "2024-05-04T09:10:00Z"},
     {"type": "entry_retracted", "version": 2, "reason": "wrong referral", "at": "2024-05-04T09:20:00Z"},
-    {"type": "entry_corrected", "subject": "SUBJ-X", "version": 2, "fields": {"band": "HIGH"}, "reason": "re-read", "at": "2024-05-04T09:30:00Z"},
+    {
+        "type": "entry_corrected",
+        "subject": "SUBJ-X",
+        "version": 2,
+        "fields": {"band": "HIGH"},
+        "reason": "re-read",
+        "at": "2024-05-04T09:30:00Z",
+    },
     {"type": "entry_attested", "subject": "SUBJ-X", "version": 2, "statement": "seen", "at": "2024-05-04T09:40:00Z"},
     {"type": "entry_retracted", "subject": "SUBJ-X", "version": 2, "reason": "duplicate", "at": "2024-05-04T09:50:00Z"},
 ]

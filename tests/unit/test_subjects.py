@@ -205,8 +205,20 @@ def test_package_subject_obligations_come_from_the_obligations_fold(package: Sto
     found = evaluate_package(referral, subjects, t(10, 12)).as_dict()
     assert found["policy"].startswith("default@")
     obligations = found["obligations"]
-    assert obligations["dissemination"] == {"met": 3, "discharged": 0, "breached": 0, "open-overdue": 0, "open-not-due": 1}  # S-2 again after rejection
-    assert obligations["force-acknowledgement"] == {"met": 2, "discharged": 0, "breached": 0, "open-overdue": 1, "open-not-due": 0}  # S-3, due 9 Mar
+    assert obligations["dissemination"] == {
+        "met": 3,
+        "discharged": 0,
+        "breached": 0,
+        "open-overdue": 0,
+        "open-not-due": 1,
+    }  # S-2 again after rejection
+    assert obligations["force-acknowledgement"] == {
+        "met": 2,
+        "discharged": 0,
+        "breached": 0,
+        "open-overdue": 1,
+        "open-not-due": 0,
+    }  # S-3, due 9 Mar
     assert obligations["force-action"]["open-not-due"] == 1  # S-3: LOW has 30 days
     every = obligations_at(referral, subjects, t(10, 12), as_known_now=True)
     assert sum(sum(counts.values()) for counts in obligations.values()) == sum(1 for o in every if o.subject is not None)
