@@ -89,8 +89,8 @@ from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
 from ledger.knowledge import ATTESTATION, CORRECTION, RETRACTION, amendment_kind, known
 from ledger.migration import MIGRATION_TOPIC_PREFIX
-from ledger.records import RECORDS_TOPIC_PREFIXES
 from ledger.policy import DEFAULT_POLICY, LATE_ENTRY_ATTESTATION, SUPERVISORY_REVIEW, Policy
+from ledger.records import RECORDS_TOPIC_PREFIXES
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
 from ledger.staff import STAFF_TOPIC_PREFIXES
 from ledger.storage import read_streams
