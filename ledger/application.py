@@ -154,7 +154,7 @@ class Ledger(Application[UUID]):
         entry = Entry.resolve(stamp, self.clock())
         if self.seals is not None:
             if not self._sealing_checked:
-                self.seals.before_recording(ledger_is_empty=self.head() == 0 and not self._batch)
+                self.seals.before_recording(ledger_is_empty=self.head() == 0)
                 self._sealing_checked = True
             if self.seals.sealed_ledger:
                 entry = replace(entry, seal=self._seal)
@@ -734,7 +734,11 @@ class Ledger(Application[UUID]):
         refusal = disposal_refusal(fold_state(history), records, entry.actor.role, self.records_roles, entry.occurred_at)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"{reference} cannot be disposed of: {refusal[1]}")
-        if self.seals is None or (self.seals.sealed_ledger and self.seals.ledger_key is None):
+        if self.seals is None or not self.seals.sealed_ledger:
+            raise RuleViolation(
+                "dispose-sealed-only", f"{reference}: this ledger does not seal its free text, so disposal could not remove it"
+            )
+        if self.seals.ledger_key is None:
             raise RuleViolation("data-key-required", f"{reference}: disposal destroys the referral's data key; give the ledger's data key")
         rid = referral_id(reference)
         event = next_event(events, records_stream(reference), Disposed, entry, reference=reference, reason=reason, key_id=rid.hex)

@@ -82,6 +82,22 @@ class KeyStore(Protocol):
     def destroy(self, key_id: str) -> None: ...
 
 
+class MemoryKeyStore:
+    """A ``KeyStore`` in memory (a ledger in memory: tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, bytes] = {}
+
+    def get(self, key_id: str) -> bytes | None:
+        return self.rows.get(key_id)
+
+    def put(self, key_id: str, wrapped: bytes) -> None:
+        self.rows[key_id] = wrapped
+
+    def destroy(self, key_id: str) -> None:
+        self.rows.pop(key_id, None)
+
+
 def new_data_key_text() -> str:
     """The contents of a new ledger data key file (256 random bits)."""
     return f"{KEY_FILE_HEADER} {base64.b64encode(os.urandom(32)).decode()}\n"
