@@ -23,6 +23,7 @@ def free_text(
     recorded where the policy keeps a consultation log (the reader is --as)."""
     from commands.session import session
 
+    session().policy  # noqa: B018  # the consultation log is the policy's: a bad policy file stops here
     names = list(subjects)
     opened = ledger.read_free_text(reference, [events, *(subjects[name] for name in names)], session().reader(), what)
     return opened[0], dict(zip(names, opened[1:], strict=True))
@@ -141,6 +142,7 @@ def dispose_command(reference: str, reason: str, at: str | None, actor: str | No
     from ledger.values import iso
 
     stamp = _stamp(actor, at)
+    session().policy  # noqa: B018  # who may dispose is the policy's: a bad policy file stops here
     event = session().ledger.dispose(reference, stamp, reason)
     emit(
         fmt,

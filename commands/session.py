@@ -54,12 +54,17 @@ class Session:
         if self._ledger is None:
             from pathlib import Path
 
+            from ledger.policy import DirectoryRoles, PolicyError, RecordsRules, load_policy
             from ledger.wiring import open_ledger
 
-            records = self.policy.records
+            try:  # a bad policy file stops only the answers that use it (free text, disposal: below)
+                rules = load_policy(self.policy_source)
+                records, records_roles = rules.records, rules.directory.records_roles
+            except PolicyError:
+                records, records_roles = RecordsRules(), DirectoryRoles().records_roles
             key = Path(self.data_key) if self.data_key else None
             ledger, database = open_ledger(self.db, create=create, data_key=key, sealed_fields=records.sealed_fields)
-            ledger.records_roles = self.policy.directory.records_roles
+            ledger.records_roles = records_roles
             ledger.consultation_log = records.consultation_log
             self._ledger, self._database = ledger, database
         assert self._database is not None

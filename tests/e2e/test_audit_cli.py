@@ -241,5 +241,14 @@ def test_every_command_has_help_ending_with_an_example(path: list[str]) -> None:
 
 
 def test_the_groups_hold_their_commands() -> None:
-    assert set(audit_group.commands) == {"gaps", "overdue", "late-entries", "actors", "corrections", "findings", "migrations", "consultations"}
+    assert set(audit_group.commands) == {
+        "gaps",
+        "overdue",
+        "late-entries",
+        "actors",
+        "corrections",
+        "findings",
+        "migrations",
+        "consultations",
+    }
     assert set(projections_group.commands) == {"status", "rebuild"}
