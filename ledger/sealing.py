@@ -141,6 +141,10 @@ class Seals:
         self.ledger_key = ledger_key
         self.key_source = key_source
         self.extra_fields = frozenset(extra_fields)
+        #: the field names ``seal_fields`` looks at (``sealed_field``, and a correction's values)
+        self._sealable = frozenset(name for name in FREE_TEXT_FIELDS | self.extra_fields if sealed_field(name, self.extra_fields)) | {
+            "corrected"
+        }
         self._keys: dict[str, AESGCM | None] = {}
         self._marker_pending = False
         marker = None if store is None else store.get(LEDGER_KEY_ROW)
@@ -185,11 +189,16 @@ class Seals:
         """``fields`` with every sealed field's text sealed under the referral's key."""
         if not self.sealed_ledger:
             return fields
+        wanted = fields.keys() & self._sealable
+        if not wanted:
+            return fields
         out = dict(fields)
-        for name, value in fields.items():
-            if name == "corrected" and isinstance(value, dict):
-                out[name] = {k: self._seal(stream_id, k, v) if sealed_field(k, self.extra_fields) else v for k, v in value.items()}
-            elif sealed_field(name, self.extra_fields):
+        for name in wanted:
+            value = fields[name]
+            if name == "corrected":
+                if isinstance(value, dict):
+                    out[name] = {k: self._seal(stream_id, k, v) if sealed_field(k, self.extra_fields) else v for k, v in value.items()}
+            else:
                 out[name] = self._seal(stream_id, name, value)
         return out
 
