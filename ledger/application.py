@@ -731,7 +731,11 @@ class Ledger(Application[UUID]):
             raise RuleViolation("dispose-live-only", f"{reference}: a disposal is recorded live, not imported")
         events = self.stream_events(records_stream(reference))
         records = RecordsState.of(events)
-        refusal = disposal_refusal(fold_state(history), records, entry.actor.role, self.records_roles, entry.occurred_at)
+        rid = referral_id(reference)
+        if records.disposed is not None and self.seals is not None and self.seals.store is not None and self.seals.store.get(rid.hex):
+            self.seals.destroy(rid)  # a disposal recorded before its key could be destroyed: finish it
+            return records.disposed
+        refusal = disposal_refusal(fold_state(history), records, entry.actor.role, self.records_roles)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"{reference} cannot be disposed of: {refusal[1]}")
         if self.seals is None or not self.seals.sealed_ledger:
@@ -740,7 +744,6 @@ class Ledger(Application[UUID]):
             )
         if self.seals.ledger_key is None:
             raise RuleViolation("data-key-required", f"{reference}: disposal destroys the referral's data key; give the ledger's data key")
-        rid = referral_id(reference)
         event = next_event(events, records_stream(reference), Disposed, entry, reference=reference, reason=reason, key_id=rid.hex)
         self._append(reference, event)
         self.seals.destroy(rid)

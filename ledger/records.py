@@ -150,10 +150,8 @@ def hold_refusal(records: RecordsState, placing: bool) -> tuple[str, str] | None
     return None
 
 
-def disposal_refusal(
-    state: ReferralState, records: RecordsState, actor_role: str, records_roles: Sequence[str], at: datetime
-) -> tuple[str, str] | None:
-    """(rule id, reason) why the referral cannot be disposed of at ``at`` (None: it can).
+def disposal_refusal(state: ReferralState, records: RecordsState, actor_role: str, records_roles: Sequence[str]) -> tuple[str, str] | None:
+    """(rule id, reason) why the referral cannot be disposed of now (None: it can).
 
     Only a closed referral, with no hold in force, by a records-management role (the
     policy's ``[directory] records_roles``; whether the person holds that role in the staff
