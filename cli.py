@@ -16,6 +16,7 @@ from commands.migration import migration_group
 from commands.obligations import obligations_command, policy_group
 from commands.ownership import history_command, owner_command, timeline_command
 from commands.record import REFERRAL_COMMANDS, import_command, subject_group
+from commands.records import consultations_command, dispose_command, hold_group, retention_group
 from commands.report import report_command
 from commands.session import Session
 from commands.subjects import package_command, subjects_group
@@ -101,9 +102,24 @@ class LedgerGroup(click.Group):
     envvar="REFLEDGER_SIGNING_KEY",
     help="Sign every event recorded with this Ed25519 private key (registered for the person: see 'keygen --person').",
 )
+@click.option(
+    "--data-key",
+    "data_key",
+    metavar="FILE",
+    envvar="REFLEDGER_DATA_KEY",
+    help="The ledger data key (refledger keygen --data-key) that seals and opens free text.",
+)
 @click.version_option(package_name="referral-ledger", prog_name="refledger")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool, policy_file: str | None, signing_key: str | None) -> None:
+def main(
+    ctx: click.Context,
+    db: str | None,
+    actor: str | None,
+    as_json: bool,
+    policy_file: str | None,
+    signing_key: str | None,
+    data_key: str | None,
+) -> None:
     """Referral Ledger: who owned each referral when, what is overdue, and proof that the
     record was not altered. Every action is an immutable event.
 
@@ -111,7 +127,7 @@ def main(ctx: click.Context, db: str | None, actor: str | None, as_json: bool, p
     Example:
       refledger demo
     """
-    ctx.obj = Session(db=db, actor_text=actor, as_json=as_json, policy_file=policy_file, signing_key_file=signing_key)
+    ctx.obj = Session(db=db, actor_text=actor, as_json=as_json, policy_file=policy_file, signing_key_file=signing_key, data_key=data_key)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -197,6 +213,10 @@ for _directory_command in (unit_group, person_group, role_group, secondment_grou
 main.add_command(referrals_command)
 main.add_command(show_command)
 main.add_command(export_command)
+main.add_command(hold_group)
+main.add_command(dispose_command)
+main.add_command(retention_group)
+audit_group.add_command(consultations_command)
 
 
 @main.command("completion")

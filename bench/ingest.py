@@ -9,7 +9,10 @@ memory (maximum resident set size of a fresh process doing only the import; the 
 streamed, so it should not grow with the file's length); repeats and reports medians,
 because the machine is noisy.
 
-    python bench/ingest.py [--events 100000] [--repeat 3] [--postgres URL | --no-postgres]
+With ``--sealed`` the ledger's import seals its free text (a fresh ledger data key, as
+``--data-key`` gives it): the figure to hold against the bare library is then the sealed one.
+
+    python bench/ingest.py [--events 100000] [--repeat 3] [--postgres URL | --no-postgres] [--sealed]
 """
 
 from __future__ import annotations
@@ -84,29 +87,34 @@ def bare_rate(env: dict[str, str], path: Path) -> float:
     return count / elapsed
 
 
+#: the ledger data key file the import seals with (None: not sealed), set by --sealed
+DATA_KEY: list[Path] = []
+
+
 def ledger_rate(url: str, path: Path, events: int) -> tuple[float, float]:
     """The import's events/s and peak memory (MB), in a fresh process of its own."""
     import json
     import subprocess
 
-    done = subprocess.run([sys.executable, __file__, "--child", url, str(path), str(events)], capture_output=True, text=True)
+    key = str(DATA_KEY[0]) if DATA_KEY else "-"
+    done = subprocess.run([sys.executable, __file__, "--child", url, str(path), str(events), key], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"the import failed (exit {done.returncode}): {(done.stderr.strip().splitlines() or ['?'])[-1]}")
     figures = json.loads(done.stdout.splitlines()[-1])
     return figures["rate"], figures["peak_mb"]
 
 
-def child(url: str, path: Path, events: int) -> None:
+def child(url: str, path: Path, events: int, key: str) -> None:
     import json
     import resource
 
-    rate = _import_rate(url, path, events)
+    rate = _import_rate(url, path, events, None if key == "-" else Path(key))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     print(json.dumps({"rate": rate, "peak_mb": peak_kb / 1024}))
 
 
-def _import_rate(url: str, path: Path, events: int) -> float:
-    ledger, _ = open_ledger(url)
+def _import_rate(url: str, path: Path, events: int, key: Path | None) -> float:
+    ledger, _ = open_ledger(url, data_key=key)
     started = time.perf_counter()
     result = import_file(ledger, path)
     elapsed = time.perf_counter() - started
@@ -171,13 +179,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--child", nargs=3, metavar=("URL", "FILE", "EVENTS"), help=argparse.SUPPRESS)
+    parser.add_argument("--sealed", action="store_true", help="The ledger seals its free text (a fresh data key).")
+    parser.add_argument("--child", nargs=4, metavar=("URL", "FILE", "EVENTS", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], Path(args.child[1]), int(args.child[2]))
+        child(args.child[0], Path(args.child[1]), int(args.child[2]), args.child[3])
         return
     path = generated(args.events)
-    print(f"ingest of {args.events:,} generated events, median of {args.repeat} runs")
+    if args.sealed:
+        from ledger.sealing import new_data_key_text
+
+        key = Path(tempfile.mkdtemp(prefix="refledger-bench-key-")) / "ledger-data.key"
+        key.write_text(new_data_key_text())
+        DATA_KEY.append(key)
+    sealed = ", free text sealed" if args.sealed else ""
+    print(f"ingest of {args.events:,} generated events{sealed}, median of {args.repeat} runs")
     print(f"{'backend':<10} {'ledger ev/s':>12} {'bare lib ev/s':>14} {'ratio':>7} {'peak MB':>8}")
     backends = ["sqlite"] + ([] if args.no_postgres else ["postgres"])
     for backend in backends:

@@ -17,6 +17,7 @@ Usage:
     python bench/owner_query.py                      # both backends, 1,000,000 events
     python bench/owner_query.py --backend sqlite --events 200000
     python bench/owner_query.py --reuse              # keep and reuse bench/out/owner-*.sqlite
+    python bench/owner_query.py --sealed             # the ledger imported with a data key (owner reads no free text)
 """
 
 from __future__ import annotations
@@ -66,13 +67,17 @@ def ledger_files(events: int, big: int, seed: int, chunk: int) -> list[Path]:
     return paths
 
 
+#: the ledger data key the import seals free text with (--sealed; empty: not sealed)
+DATA_KEY: list[Path] = []
+
+
 def import_all(url: str, paths: list[Path]) -> float:
     """Import the files in order, one transaction each (as `refledger import` does)."""
     from ledger.importing import import_file
     from ledger.wiring import open_ledger
 
     began = time.perf_counter()
-    ledger, _ = open_ledger(url)
+    ledger, _ = open_ledger(url, data_key=DATA_KEY[0] if DATA_KEY else None)
     try:
         for number, path in enumerate(paths, start=1):
             started = time.perf_counter()
@@ -256,12 +261,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=300, help="in-process runs per figure")
     parser.add_argument("--cli-runs", type=int, default=15)
     parser.add_argument("--reuse", action="store_true", help="keep the SQLite ledger in bench/out/ and reuse it")
+    parser.add_argument("--sealed", action="store_true", help="import with a fresh ledger data key (free text sealed)")
     args = parser.parse_args(argv)
 
     from generate import BIG_REFERENCE
 
+    if args.sealed:
+        import tempfile
+
+        from ledger.sealing import new_data_key_text
+
+        key = Path(tempfile.mkdtemp(prefix="refledger-bench-key-")) / "ledger-data.key"
+        key.write_text(new_data_key_text())
+        DATA_KEY.append(key)
+
     paths = ledger_files(args.events, args.big_referral_events, args.seed, args.chunk)
-    label = f"owner-{args.events}-big{args.big_referral_events}-seed{args.seed}"
+    label = f"owner-{args.events}-big{args.big_referral_events}-seed{args.seed}" + ("-sealed" if args.sealed else "")
     results = []
     if args.backend in ("sqlite", "both"):
         with sqlite_ledger(paths, label, args.reuse) as url:

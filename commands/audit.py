@@ -231,16 +231,22 @@ def corrections_command(fail_on_findings: bool, fmt: str | None) -> None:
     Example:
       refledger audit corrections --csv
     """
+    from commands.session import session
     from ledger.referral import Referral
     from ledger.subject import Subject
     from projections.findings import AMENDMENT_COLUMNS, amendments
 
     models = read_models()
     topics = {cls.TOPIC for cls in (Referral.EntryCorrected, Referral.EntryRetracted, Subject.EntryCorrected, Subject.EntryRetracted)}
+    reader = session().reader()
+
+    def readable(referral: str, stream: Any) -> Any:  # the reasons and values are free text
+        return models.ledger.read_free_text(referral, [models.ledger.stream_events(stream)], reader, "audit corrections")[0]
+
     found = [
         row
         for stream, (referral, subject) in models.streams_with(topics).items()
-        for row in amendments(referral, subject, models.ledger.stream_events(stream))
+        for row in amendments(referral, subject, readable(referral, stream))
     ]
     found.sort(key=lambda row: (row.referral, row.recorded_at, row.subject or "", row.version))
     rows = [row.as_row() for row in found]

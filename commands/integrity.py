@@ -55,9 +55,14 @@ def _public_key(value: str | None) -> bytes | None:
 @click.command("keygen")
 @click.option("--out", "out", type=_FILE, required=True, metavar="KEY", help="Private key file to create (KEY.pub is written beside it).")
 @click.option("--person", metavar="PERSON", help="A person's key for signing events: its public half is registered in the directory.")
+@click.option("--data-key", "data_key", is_flag=True, help="Create a ledger data key (seals free text) instead of a signing key.")
 @output_options(tabular=False)
-def keygen(out: Path, person: str | None, fmt: str | None) -> None:
-    """Create an Ed25519 key pair for signing checkpoints.
+def keygen(out: Path, person: str | None, data_key: bool, fmt: str | None) -> None:
+    """Create an Ed25519 key pair for signing checkpoints (or a person's events), or with
+    --data-key a ledger data key.
+
+    A data key (256 random bits, readable by its owner only) seals the free text of a new
+    ledger: give it as --data-key FILE or REFLEDGER_DATA_KEY from the first event on.
 
     The private key (PEM, PKCS 8, readable by its owner only) goes to KEY, the public key
     to KEY.pub. Give the public key to the auditors who will verify checkpoints; keep the
@@ -70,7 +75,17 @@ def keygen(out: Path, person: str | None, fmt: str | None) -> None:
     \b
     Example:
       refledger keygen --out checkpoint-key.pem
+      refledger keygen --data-key --out ledger-data.key
+      refledger --as P-900:hr-officer@U-HR keygen --person P-042 --out p-042.pem
     """
+    if data_key and person is not None:
+        raise click.ClickException("give --person or --data-key, not both")
+    if data_key:
+        from ledger.sealing import new_data_key_text
+
+        _write_new(out, new_data_key_text().encode(), private=True)
+        emit(fmt, {"data_key": str(out)}, text=f"Wrote a ledger data key to {out}. Keep it apart from the ledger's backups.")
+        return
     from ledger.checkpoint import new_signing_key
 
     if person is not None:

@@ -79,8 +79,9 @@ def referrals_command(
 _SHOW_COLUMNS = ("stream", "version", "type", "occurred_at", "recorded_at", "actor", "late_reason", "line", "hash")
 
 
-def stored_event(event: Any, stream: str) -> dict[str, Any]:
-    """One stored event as it was recorded: both clocks, actor, hashes, provenance and its fields."""
+def stored_event(event: Any, stream: str, readable: Any = None) -> dict[str, Any]:
+    """One stored event as it was recorded: both clocks, actor, hashes, provenance and its
+    fields (those of ``readable``, the same event with its free text opened, when given)."""
     from ledger.canonical import event_hash
     from projections.ownership import event_type
 
@@ -104,7 +105,7 @@ def stored_event(event: Any, stream: str) -> dict[str, Any]:
         "line": event.source.get("line") if isinstance(event.source, dict) else None,
         "prev_hash": event.prev_hash,
         "source": event.source,
-        "fields": {name: value for name, value in vars(event).items() if name not in common},
+        "fields": {name: value for name, value in vars(readable or event).items() if name not in common},
     }
 
 
@@ -124,18 +125,23 @@ def show_command(reference: str, version: int | None, fmt: str | None) -> None:
       refledger show R-2024-0311
       refledger show R-2024-0311 --version 3 --json
     """
+    from commands.records import free_text
     from commands.session import session
     from ledger.errors import NotFound
 
     ledger = session().ledger
-    events = [stored_event(event, reference) for event in ledger.referral_events(reference)]
+    stored = ledger.referral_events(reference)
+    if version is not None and not any(event.originator_version == version for event in stored):
+        raise NotFound(f"{reference} has no event at version {version}")
+    subjects = {} if version is not None else ledger.subject_events(reference)
+    opened, opened_subjects = free_text(ledger, reference, stored, subjects, "show")
+    events = [stored_event(event, reference, readable) for event, readable in zip(stored, opened, strict=True)]
     if version is not None:
         events = [event for event in events if event["version"] == version]
-        if not events:
-            raise NotFound(f"{reference} has no event at version {version}")
     else:
-        for subject, subject_events in ledger.subject_events(reference).items():
-            events += [stored_event(event, f"{reference}/{subject}") for event in subject_events]
+        for subject, subject_events in subjects.items():
+            pairs = zip(subject_events, opened_subjects[subject], strict=True)
+            events += [stored_event(event, f"{reference}/{subject}", readable) for event, readable in pairs]
     if version is not None and resolve_text(fmt):
         click.echo(_one_event_text(events[0]))
         return
@@ -208,7 +214,7 @@ def export_command(references: tuple[str, ...], out: Path, fmt: str | None) -> N
     from projections.export import export_records
 
     ledger = session().ledger
-    records = export_records(ledger, references)
+    records = export_records(ledger, references, reader=session().reader())
     count, referrals = 0, set()
     first = next(records, None)  # unknown referrals are refused before anything is written
     if out == Path("-"):

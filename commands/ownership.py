@@ -200,16 +200,18 @@ def timeline_command(reference: str, known_text: str | None, fmt: str | None) ->
       refledger timeline R-2024-0402 --csv
     """
     from commands.output import CSV, JSON, emit, resolve_format
+    from commands.records import free_text
     from commands.session import instant_option, session
     from projections.timeline import CSV_COLUMNS, timeline, timeline_document
 
     ledger = session().ledger
     as_known_at = instant_option(known_text, "--as-known-at")
-    events = ledger.referral_events(reference)
+    events, subjects = free_text(ledger, reference, ledger.referral_events(reference), ledger.subject_events(reference), "timeline")
     policy = session().policy  # late and attestation thresholds, as `audit late-entries` uses
     rows = timeline(
         events,
-        ledger.subject_events(reference),
+        subjects,
+        records_events=ledger.records(reference).events,
         as_known_at=as_known_at,
         late_after=policy.late_entry_threshold(),
         attestation_after=policy.attestation_threshold(),

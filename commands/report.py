@@ -141,8 +141,9 @@ def report_command(
     ledger, database = current.open()
     at = instant_option(at_text, "--at") or _now_in_whole_seconds(ledger.clock())
     as_known_at = instant_option(known_text, "--as-known-at")
-    events = ledger.referral_events(reference)
-    subjects = ledger.subject_events(reference)
+    from commands.records import free_text
+
+    events, subjects = free_text(ledger, reference, ledger.referral_events(reference), ledger.subject_events(reference), "report")
     verification = None if no_verify else verify_ledger(ledger, database, checkpoint, pinned)
     latest = None if no_verify else latest_checkpoint(ledger, database)
     from projections.accountable import Directory

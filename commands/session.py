@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 ACTOR_ENV = "REFLEDGER_ACTOR"
 SIGNING_KEY_ENV = "REFLEDGER_SIGNING_KEY"
+DATA_KEY_ENV = "REFLEDGER_DATA_KEY"
 POLICY_ENV = "REFLEDGER_POLICY"
 
 
@@ -47,6 +48,8 @@ class Session:
     _created: bool = field(default=False, repr=False)
     #: --signing-key FILE (or $REFLEDGER_SIGNING_KEY): the recording person's Ed25519 key
     signing_key_file: str | None = None
+    #: --data-key FILE (or $REFLEDGER_DATA_KEY): the ledger data key that seals free text
+    data_key: str | None = None
 
     def open(self, *, create: bool = False) -> tuple[Ledger, Database]:
         """The ledger of --db; ``create`` only for commands that may record into a new one.
@@ -55,13 +58,25 @@ class Session:
         error and creates nothing.
         """
         if self._ledger is None:
+            from pathlib import Path
+
+            from ledger.policy import DirectoryRoles, PolicyError, RecordsRules, load_policy
             from ledger.storage import holds_ledger
             from ledger.wiring import open_ledger
 
+            try:  # a bad policy file stops only the answers that use it (free text, disposal: below)
+                rules = load_policy(self.policy_source)
+                records, records_roles = rules.records, rules.directory.records_roles
+            except PolicyError:
+                records, records_roles = RecordsRules(), DirectoryRoles().records_roles
+            key = Path(self.data_key) if self.data_key else None
             self._created = create and not holds_ledger(self.db)
-            self._ledger, self._database = open_ledger(self.db, create=create)
-            self._ledger.policy_source = lambda: self.policy  # its [authority] rules judge what is recorded
-            self._sign_with(self._ledger)
+            ledger, database = open_ledger(self.db, create=create, data_key=key, sealed_fields=records.sealed_fields)
+            ledger.records_roles = records_roles
+            ledger.consultation_log = records.consultation_log
+            ledger.policy_source = lambda: self.policy  # its [authority] rules judge what is recorded
+            self._sign_with(ledger)
+            self._ledger, self._database = ledger, database
         assert self._database is not None
         return self._ledger, self._database
 
@@ -126,6 +141,11 @@ class Session:
         if not text:
             raise InvalidInput(f"who is recording? give --as PERSON:ROLE@UNIT or set {ACTOR_ENV}")
         return Actor.parse(text)
+
+    def reader(self) -> Actor | None:
+        """Who reads free text (--as / $REFLEDGER_ACTOR), when given: the consultation log names them."""
+        text = self.actor_text or os.environ.get(ACTOR_ENV)
+        return self.actor(text) if text else None
 
     def close(self) -> None:
         if self._ledger is not None:

@@ -25,15 +25,28 @@ from eventsourcing.application import (
     project_aggregate,
 )
 from eventsourcing.domain import Aggregate, DomainEvent, DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import IntegrityError, Mapper, Notification, Recording, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, PersistenceError, Recording, Transcoder
 
 from ledger.authority import AGENCY_UNIT, Judge
 from ledger.canonical import GENESIS, event_hash
-from ledger.errors import LedgerError, NotFound, RuleViolation
+from ledger.errors import InvalidInput, LedgerError, NotFound, RuleViolation
 from ledger.identity import Signer, checked_public_key, key_refusal, os_login
 from ledger.migration import CLOSED_BY_COMMAND, CLOSED_BY_LIVE_EVENT, MIGRATION_STREAM, HistoryImported, MigrationClosed, MigrationState
-from ledger.policy import DEFAULT_POLICY, SUPERVISORY_ROLES, Policy
-from ledger.referral import Amendable, LedgerEvent, Referral
+from ledger.policy import DEFAULT_POLICY, SUPERVISORY_ROLES, DirectoryRoles, Policy
+from ledger.records import (
+    Consulted,
+    Disposed,
+    HoldPlaced,
+    HoldReleased,
+    RecordsState,
+    consultation_stream,
+    disposal_refusal,
+    hold_refusal,
+    next_event,
+    records_stream,
+)
+from ledger.referral import Amendable, LedgerEvent, Referral, fold_state
+from ledger.sealing import Seals
 from ledger.staff import (
     DIRECTORY_STREAM,
     INDEX_STREAM,
@@ -135,6 +148,13 @@ class Ledger(Application[UUID]):
         self.signatures_required: frozenset[str] = frozenset()
         #: gives ``signatures_required`` when the first save needs it (the policy is read then)
         self.signature_policy: Callable[[], frozenset[str]] | None = None
+        #: who may dispose of a referral (policy [directory] records_roles)
+        self.records_roles: tuple[str, ...] = DirectoryRoles().records_roles
+        #: reading free text records a consultation (policy [records] consultation_log)
+        self.consultation_log = False
+        #: the sealing of free text (``ledger.sealing``); None: a ledger without a key table
+        self.seals: Seals | None = None
+        self._sealing_checked = False
 
     def _sign_all(self, events: Sequence[DomainEventProtocol[UUID]]) -> None:
         """Sign each event with the recording person's key (when one is given) and refuse a
@@ -173,6 +193,8 @@ class Ledger(Application[UUID]):
         object, which cost more than inserting the event; a step of an import saves
         thousands of aggregates. Anything else goes through the library's own collection.
         """
+        if self.seals is not None:
+            self.seals.before_saving()
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         events, aggregates = processing_event.events, processing_event.aggregates
         for obj in objs:
@@ -202,6 +224,12 @@ class Ledger(Application[UUID]):
 
     def _entry(self, stamp: Stamp) -> Entry:
         entry = Entry.resolve(stamp, self.clock(), self.login)
+        if self.seals is not None:
+            if not self._sealing_checked:
+                self.seals.before_recording(ledger_is_empty=self.head() == 0)
+                self._sealing_checked = True
+            if self.seals.sealed_ledger:
+                entry = replace(entry, seal=self._seal)
         if stamp.source_recorded_at is None:  # a historical line is kept, and judged by `audit actors` and `audit authority`
             agency = self._check_actor(entry)
             entry = replace(entry, authority=Judge(self.policy_source().authority_rules(), agency))
@@ -209,6 +237,10 @@ class Ledger(Application[UUID]):
         else:
             self._check_migration_open()
         return entry
+
+    def _seal(self, reference: str, fields: dict[str, Any]) -> dict[str, Any]:
+        assert self.seals is not None
+        return self.seals.seal_fields(referral_id(reference), fields)
 
     def _check_actor(self, entry: Entry) -> bool | None:
         """Once the directory is in force, a live event's actor must hold that role there then.
@@ -307,6 +339,10 @@ class Ledger(Application[UUID]):
         try:
             yield
             pending: list[Aggregate | DomainEvent] = [*self._batch.values(), *self._batch_logged, *self._migration_closing()]
+        except BaseException:
+            if self.seals is not None:
+                self.seals.forget()
+            raise
         finally:
             self._batch, self._batch_logged, self._directory_next, self._batch_absent = None, [], {}, set()
             self._live_entry = None
@@ -411,7 +447,8 @@ class Ledger(Application[UUID]):
         rid = referral_id(reference)
         if self._exists(rid):
             raise RuleViolation("received-once", f"{reference} was already received")
-        referral = Referral.receive(self._entry(stamp), rid, reference, **fields)
+        entry = self._entry(stamp)
+        referral = Referral.receive(entry, rid, reference, **entry.sealed(reference, fields))
         self._keep(referral)
         return rid
 
@@ -746,6 +783,104 @@ class Ledger(Application[UUID]):
             raise RuleViolation(refusal[0], f"who puts the directory in force must check out against it: {refusal[1]}")
         self._keep(StaffDirectory.enforce(entry, in_force_from))
 
+    # --- records management: holds, disposal, consultations (ledger.records holds the rules) ---
+
+    def records(self, reference: str) -> RecordsState:
+        return RecordsState.of(self.stream_events(records_stream(reference)))
+
+    def _append(self, stream: Any, event: LedgerEvent) -> None:
+        if self._batch is not None:
+            raise RuntimeError("records events are recorded one at a time")
+        closing = self._migration_closing()
+        try:
+            self.save(event, *closing)
+        except IntegrityError:
+            raise ConcurrentUpdate(f"another recording on {stream} got there first; run the command again") from None
+
+    @retried
+    def place_hold(self, reference: str, stamp: Stamp, reason: str) -> None:
+        self._records_event(reference, stamp, HoldPlaced, placing=True, reason=reason)
+
+    @retried
+    def release_hold(self, reference: str, stamp: Stamp, reason: str) -> None:
+        self._records_event(reference, stamp, HoldReleased, placing=False, reason=reason)
+
+    def _records_event(self, reference: str, stamp: Stamp, event_class: type[LedgerEvent], placing: bool, reason: str) -> None:
+        self.referral_events(reference)  # NotFound
+        entry = self._entry(stamp)
+        events = self.stream_events(records_stream(reference))
+        refusal = hold_refusal(RecordsState.of(events), placing)
+        if refusal is not None:
+            raise RuleViolation(refusal[0], f"{reference}: {refusal[1]}")
+        self._append(reference, next_event(events, records_stream(reference), event_class, entry, reference=reference, reason=reason))
+
+    @retried
+    def dispose(self, reference: str, stamp: Stamp, reason: str) -> Disposed:
+        """Dispose of a referral's free text: record the disposal, then destroy its data key."""
+        history = self.referral_events(reference)
+        entry = self._entry(stamp)
+        if entry.source_recorded_at is not None:
+            raise RuleViolation("dispose-live-only", f"{reference}: a disposal is recorded live, not imported")
+        events = self.stream_events(records_stream(reference))
+        records = RecordsState.of(events)
+        rid = referral_id(reference)
+        if records.disposed is not None and self.seals is not None and self.seals.store is not None and self.seals.store.get(rid.hex):
+            self.seals.destroy(rid)  # a disposal recorded before its key could be destroyed: finish it
+            return records.disposed
+        refusal = disposal_refusal(fold_state(history), records, entry.actor.role, self.records_roles)
+        if refusal is not None:
+            raise RuleViolation(refusal[0], f"{reference} cannot be disposed of: {refusal[1]}")
+        if self.seals is None or not self.seals.sealed_ledger:
+            raise RuleViolation(
+                "dispose-sealed-only", f"{reference}: this ledger does not seal its free text, so disposal could not remove it"
+            )
+        if self.seals.ledger_key is None:
+            raise RuleViolation("data-key-required", f"{reference}: disposal destroys the referral's data key; give the ledger's data key")
+        event = next_event(events, records_stream(reference), Disposed, entry, reference=reference, reason=reason, key_id=rid.hex)
+        self._append(reference, event)
+        self.seals.destroy(rid)
+        assert isinstance(event, Disposed)
+        return event
+
+    def read_free_text(self, reference: str, streams: Sequence[Sequence[LedgerEvent]], reader: Any, what: str) -> list[list[LedgerEvent]]:
+        """The one place free text is read: ``streams`` (the referral's and its subjects'
+        events) with their sealed values opened (or read as withheld or disposed), and,
+        when the policy keeps a consultation log, who read it recorded first.
+
+        ``reader`` is the actor (``--as``) reading; a ledger that cannot be written cannot
+        record a consultation, so it gives no free text where the log is kept.
+        """
+        records = self.records(reference)
+        if self.consultation_log and records.disposed is None:
+            self._consulted(reference, reader, what)
+        if self.seals is None:
+            return [list(events) for events in streams]
+        note = records.disposal_note()
+        return [self.seals.opened(events, note) for events in streams]
+
+    def _consulted(self, reference: str, reader: Any, what: str) -> None:
+        if reader is None:
+            raise InvalidInput(f"this ledger keeps a consultation log: say who is reading {reference} (--as PERSON:ROLE@UNIT)")
+        stream = consultation_stream(reference)
+        for _attempt in range(5):
+            entry = Entry.resolve(Stamp(actor=reader), self.clock())
+            self._check_actor(entry)
+            events = self.stream_events(stream)
+            try:
+                self.save(next_event(events, stream, Consulted, entry, reference=reference, what=what))
+                return
+            except IntegrityError:
+                continue
+            except PersistenceError:
+                raise LedgerError(
+                    f"this ledger keeps a consultation log and cannot record one here (read-only?): the free text of {reference} is not shown"
+                ) from None
+        raise ConcurrentUpdate(f"others were reading {reference} at the same moment; run the command again")
+
+    def consultations(self, reference: str) -> list[Consulted]:
+        self.referral_events(reference)  # NotFound
+        return [e for e in self.stream_events(consultation_stream(reference)) if isinstance(e, Consulted)]
+
     # --- reading ---------------------------------------------------------------
 
     def referral_events(self, reference: str) -> list[LedgerEvent]:
@@ -757,6 +892,16 @@ class Ledger(Application[UUID]):
 
     def stream_events(self, stream_id: UUID) -> list[LedgerEvent]:
         return [e for e in self.events.get(stream_id) if isinstance(e, LedgerEvent)]
+
+    def events_of_topics(self, topics: Sequence[str]) -> Iterator[LedgerEvent]:
+        """Every event of these topics, in log order."""
+        position = 0
+        while page := self.recorder.select_notifications(start=position, limit=10_000, topics=topics, inclusive_of_start=False):
+            position = page[-1].id
+            for notification in page:
+                event = self.mapper.to_domain_event(notification)
+                if isinstance(event, LedgerEvent):
+                    yield event
 
     def head(self) -> int:
         """The id of the newest entry in the log (0 when empty)."""

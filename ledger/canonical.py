@@ -68,7 +68,8 @@ def event_hash(event: Any) -> str:
 
 #: topics of the streams whose events carry ``prev_hash``: every stream the ledger writes
 #: (referrals, subjects, each referral's subject directory, and the staff directory with
-#: its units, people and index, and the migration).
+#: its units, people and index, the migration, and each referral's records file and
+#: consultation log).
 CHAINED_TOPIC_PREFIXES = (
     "refledger:Referral.",
     "refledger:Subject.",
@@ -78,6 +79,8 @@ CHAINED_TOPIC_PREFIXES = (
     "refledger:StaffDirectory.",
     "refledger:StaffIndex.",
     "refledger:Migration.",
+    "refledger:Records.",
+    "refledger:Consultation.",
 )
 
 

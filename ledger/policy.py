@@ -61,6 +61,7 @@ Policy file (TOML); every key is optional, days may be fractional::
     supervisory_roles = ["team-manager", "head-of-unit", "supervisor", "detective-inspector"]
     tasking_roles     = ["head-of-tasking", "tasking-manager"]
     decision_roles    = ["head-of-tasking", "head-of-unit"]
+    records_roles     = ["records-manager"]                 # may dispose of a referral
 
     [authority.offer]               # who may record what (ledger/authority.py), by rule key:
     enabled = true                  # offer, escalate, review, decide, close, subject,
@@ -70,11 +71,17 @@ Policy file (TOML); every key is optional, days may be fractional::
     [signatures]                    # event types whose live recording must be signed
     required = ["ownership_accepted", "ownership_released", "decision_recorded", "review_recorded"]
 
+    [records]                       # retention, sealing and the consultation log
+    review_after_years = 6          # a closed referral's retention review; never while open
+    consultation_log = false        # true: reading free text records who read it
+    sealed_fields = ["consent_reference"]   # sealed besides the free text (of these only)
+
 ``policy.directory`` is a ``DirectoryRoles``: ``accountable_roles``,
 ``supervisory_roles``, ``tasking_roles``, ``decision_roles`` (tuples of role names).
 ``policy.authority`` maps each rule key to its ``RuleSettings``; ``policy.authority_rules()``
 is the ``ledger.authority.Authority`` that judges live entries with them.
 ``policy.signatures_required``: the event types (import-format names) of ``[signatures]``.
+``policy.records`` is a ``RecordsRules``.
 """
 
 from __future__ import annotations
@@ -164,7 +171,7 @@ _NOTES: Final[Mapping[str, str]] = {
 # (due = start + period) long before timedelta's own limit.
 _MAX_DAYS: Final = 36_525
 
-_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory", "authority", "signatures")
+_TOP_LEVEL_KEYS: Final = ("name", "rules", "directory", "authority", "signatures", "records")
 _EVENT_TYPE_PATTERN: Final = re.compile(r"[a-z][a-z_]*")
 _ROLE_PATTERN: Final = re.compile(r"[^:@\s]+")
 # The name is the part of the version before '@', so it must not contain one.
@@ -187,12 +194,45 @@ class DirectoryRoles:
     supervisory_roles: tuple[str, ...] = ("team-manager", "head-of-unit", "supervisor", "detective-inspector")
     tasking_roles: tuple[str, ...] = ("head-of-tasking", "tasking-manager")
     decision_roles: tuple[str, ...] = ("head-of-tasking", "head-of-unit")
+    records_roles: tuple[str, ...] = ("records-manager",)
 
     def as_dict(self) -> dict[str, list[str]]:
         return {key: list(getattr(self, key)) for key in _DIRECTORY_KEYS}
 
 
-_DIRECTORY_KEYS: Final = ("accountable_roles", "supervisory_roles", "tasking_roles", "decision_roles")
+_DIRECTORY_KEYS: Final = ("accountable_roles", "supervisory_roles", "tasking_roles", "decision_roles", "records_roles")
+
+#: fields besides the free text that ``[records] sealed_fields`` may seal (no fold reads them)
+SEALABLE_FIELDS: Final[tuple[str, ...]] = ("consent_reference", "originator_reference")
+
+
+@dataclass(frozen=True)
+class RecordsRules:
+    """The ``[records]`` table: retention review, the consultation log, extra sealed fields."""
+
+    review_after_years: int = 6
+    consultation_log: bool = False
+    sealed_fields: tuple[str, ...] = ()
+
+
+def _checked_records(value: object, source: str) -> RecordsRules:
+    if not isinstance(value, Mapping):
+        raise _error(source, ("records",), f"must be a table, got {_shown(value)}")
+    keys = ("review_after_years", "consultation_log", "sealed_fields")
+    for key in value:
+        if key not in keys:
+            raise _error(source, ("records", key), "is not a known key", expected=keys)
+    years = value.get("review_after_years", 6)
+    if isinstance(years, bool) or not isinstance(years, int) or not 0 <= years <= 100:
+        raise _error(source, ("records", "review_after_years"), f"must be a whole number of years, 0 to 100, got {_shown(years)}")
+    log = value.get("consultation_log", False)
+    if not isinstance(log, bool):
+        raise _error(source, ("records", "consultation_log"), f"must be true or false, got {_shown(log)}")
+    fields = value.get("sealed_fields", [])
+    if not isinstance(fields, list) or not all(isinstance(f, str) and f in SEALABLE_FIELDS for f in fields):
+        raise _error(source, ("records", "sealed_fields"), f"must list fields of {', '.join(SEALABLE_FIELDS)}, got {_shown(fields)}")
+    return RecordsRules(years, log, tuple(fields))
+
 
 #: ``[directory] supervisory_roles`` defaults: the roles that may attest late entries and
 #: correct or retract anyone's entry.
@@ -277,6 +317,8 @@ class Policy:
     authority: Mapping[str, _authority.RuleSettings] = field(default_factory=lambda: _authority.DEFAULT_SETTINGS, hash=False)
     #: event types (import-format names) whose live recording must carry the person's signature
     signatures_required: tuple[str, ...] = ()
+    #: retention, sealing and the consultation log (``[records]``)
+    records: RecordsRules = field(default_factory=RecordsRules)
     # The version hashes this, and equality and hashing use it, because a
     # read-only mapping is not itself hashable.
     _canonical: str = field(init=False, repr=False)
@@ -289,7 +331,9 @@ class Policy:
         resolved = _resolved_rules(self.rules, "Policy")
         object.__setattr__(self, "rules", resolved)
         object.__setattr__(self, "authority", MappingProxyType({**_authority.DEFAULT_SETTINGS, **self.authority}))
-        object.__setattr__(self, "_canonical", _canonical_json(resolved, self.directory, self.authority, self.signatures_required))
+        object.__setattr__(
+            self, "_canonical", _canonical_json(resolved, self.directory, self.authority, self.signatures_required, self.records)
+        )
         groups = {group: getattr(self.directory, f"{group}_roles") for group in _authority.ROLE_GROUPS}
         object.__setattr__(self, "_authority_rules", _authority.Authority(self.authority, groups))
 
@@ -427,6 +471,7 @@ def policy_from_toml(text: str, source: str = "<string>") -> Policy:
         directory=_checked_directory(document.get("directory", {}), source),
         authority=_checked_authority(document.get("authority", {}), source),
         signatures_required=_checked_signatures(document.get("signatures", {}), source),
+        records=_checked_records(document.get("records", {}), source),
     )
 
 
@@ -529,6 +574,7 @@ def _canonical_json(
     directory: DirectoryRoles,
     authority: Mapping[str, _authority.RuleSettings],
     signatures_required: tuple[str, ...] = (),
+    records: RecordsRules = RecordsRules(),
 ) -> str:
     plain: dict[str, object] = {rule_id: dict(settings) for rule_id, settings in rules.items()}
     if directory != DirectoryRoles():  # the default roles leave a rule set's version as it was
@@ -537,6 +583,12 @@ def _canonical_json(
         plain["[authority]"] = {key: settings.as_dict() for key, settings in authority.items()}
     if signatures_required:  # and no signature requirement
         plain["[signatures]"] = sorted(signatures_required)
+    if records != RecordsRules():  # likewise the default records rules
+        plain["[records]"] = {
+            "review_after_years": records.review_after_years,
+            "consultation_log": records.consultation_log,
+            "sealed_fields": list(records.sealed_fields),
+        }
     return json.dumps(plain, sort_keys=True, separators=(",", ":"))
 
 

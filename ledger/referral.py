@@ -94,6 +94,8 @@ class Amendable:
 
         def head_hash(self) -> str: ...
 
+        def sealing_reference(self) -> str: ...
+
         def trigger_event(self, event_class: Any, **kwargs: Any) -> None: ...
 
     def correct(self, entry: Entry, version: int, fields: dict[str, Any], reason: str, supervisory_roles: Sequence[str]) -> None:
@@ -161,8 +163,9 @@ class Amendable:
         return target
 
     def _amend(self, event_class: type[LedgerEvent], entry: Entry, version: int, **fields: Any) -> None:
+        own = entry.sealed(self.sealing_reference(), fields)
         self.trigger_event(
-            event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), target_version=version, **entry_fields(entry), **fields
+            event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), target_version=version, **entry_fields(entry), **own
         )
 
 
@@ -423,6 +426,9 @@ class Referral(Amendable, Aggregate, created_event_name="Received"):
     def stream_name(self) -> str:
         return self.reference
 
+    def sealing_reference(self) -> str:
+        return self.reference
+
     def state_at(self, instant: datetime) -> ReferralState:
         """The state at ``instant`` from everything recorded so far."""
         if self._latest_occurred is not None and instant >= self._latest_occurred:
@@ -546,7 +552,8 @@ class Referral(Amendable, Aggregate, created_event_name="Received"):
             refusal = entry.authority.breach(event_class.TOPIC, entry.actor, state)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"{self.reference}: {refusal[1]} at {iso(entry.occurred_at)}")
-        self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **fields)
+        own = entry.sealed(self.reference, fields)
+        self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **own)
 
 
 def entry_fields(entry: Entry) -> dict[str, Any]:

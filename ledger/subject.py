@@ -129,6 +129,11 @@ class Subject(Amendable, Aggregate, created_event_name="Extracted"):
     def stream_name(self) -> str:
         return self.name
 
+    def sealing_reference(self) -> str:
+        first = self.history[0]
+        assert isinstance(first, Subject.Extracted)
+        return first.referral
+
     def state_at(self, instant: datetime) -> SubjectState:
         return fold_subject(self.history, until=instant)
 
@@ -178,7 +183,8 @@ class Subject(Amendable, Aggregate, created_event_name="Extracted"):
             refusal = judge.breach(event_class.TOPIC, entry.actor, judge.referral, state.force)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"{self.name}: {refusal[1]} at {iso(entry.occurred_at)}")
-        self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **fields)
+        own = entry.sealed(self.sealing_reference(), fields)
+        self.trigger_event(event_class, timestamp=entry.ingested_at, prev_hash=self.head_hash(), **entry_fields(entry), **own)
 
 
 class SubjectListed(DomainEvent):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -90,10 +91,16 @@ class Entry:
     #: the login that records it: the database's session user (PostgreSQL) or the
     #: operating-system account (SQLite); None when unknown
     login: str | None = None
+    #: seals an event's fields for a referral (``ledger.sealing``; None: recorded as given)
+    seal: Callable[[str, dict[str, Any]], dict[str, Any]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def recorded_at(self) -> datetime:
         return self.source_recorded_at or self.ingested_at
+
+    def sealed(self, reference: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """The event's own fields as stored: free text sealed under the referral's key."""
+        return fields if self.seal is None else self.seal(reference, fields)
 
     @classmethod
     def resolve(cls, stamp: Stamp, now: datetime, login: str | None = None) -> Entry:

@@ -23,8 +23,16 @@ from ledger.storage import (
 from ledger.values import utcnow
 
 
-def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow, *, create: bool = True) -> tuple[Ledger, Database]:
-    """Open the ledger at ``url`` with its append-only guards.
+def open_ledger(
+    url: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    *,
+    create: bool = True,
+    data_key: Path | None = None,
+    sealed_fields: tuple[str, ...] = (),
+) -> tuple[Ledger, Database]:
+    """Open the ledger at ``url`` with its append-only guards and its sealing (``data_key``:
+    the ledger data key file, if given; ``sealed_fields``: the policy's extra sealed fields).
 
     ``create``: make a new, empty ledger where there is none (commands that record, and
     ``init``). Without it a missing ledger is a NoLedger error and nothing is created: no
@@ -54,4 +62,23 @@ def open_ledger(url: str | None = None, clock: Callable[[], datetime] = utcnow, 
         ledger.login = database_login(ledger, database) or ledger.login
     except OPEN_ERRORS as error:
         raise StorageError(f"cannot open the ledger at {database.location}: {first_line(error)}") from None
+    try:
+        attach_seals(ledger, database, data_key, sealed_fields)
+    except BaseException:
+        ledger.close()
+        raise
     return ledger, database
+
+
+def attach_seals(ledger: Ledger, database: Database, data_key: Path | None, sealed_fields: tuple[str, ...] = ()) -> None:
+    """Give the ledger its sealing: the key table, and the ledger data key if one is given
+    (``ledger.sealing``; a wrong key is a one-line error naming the file)."""
+    from ledger.sealing import Seals, load_data_key
+    from ledger.storage_keys import SqlKeyStore
+
+    key = None if data_key is None else load_data_key(data_key)
+    try:
+        store = SqlKeyStore(ledger, database)
+    except OPEN_ERRORS as error:
+        raise StorageError(f"cannot open the key table of {database.location}: {first_line(error)}") from None
+    ledger.seals = Seals(store, key, str(data_key), sealed_fields)

@@ -19,6 +19,7 @@ from ledger.application import Ledger
 from ledger.errors import LedgerError, NotFound
 from ledger.importing import RECORD_TYPE, RecordType
 from ledger.migration import MigrationEvent
+from ledger.records import Consulted, RecordsEvent
 from ledger.referral import LedgerEvent, Referral
 from ledger.staff import Person, StaffDirectory, StaffListed, Unit
 from ledger.subject import Subject, SubjectListed
@@ -87,11 +88,25 @@ def export_record(
     return record
 
 
-def export_records(ledger: Ledger, referrals: Collection[str] = ()) -> Iterator[dict[str, Any]]:
-    """Every ledger event in recording order (only those of ``referrals`` when given), as import records."""
+def export_records(ledger: Ledger, referrals: Collection[str] = (), reader: Any = None) -> Iterator[dict[str, Any]]:
+    """Every ledger event in recording order (only those of ``referrals`` when given), as import records.
+
+    Free text is read as every reader reads it (``Ledger.read_free_text``: opened, withheld
+    without the data key, or the disposal note), once per referral, by ``reader``.
+    """
+    rows = list(_ledger_events(ledger, referrals))
+    by_referral: dict[str, list[LedgerEvent]] = {}
+    for _, event, referral, _, _ in rows:
+        if referral is not None:
+            by_referral.setdefault(referral, []).append(event)
+    opened: dict[tuple[UUID, int], LedgerEvent] = {}
+    for reference, events in by_referral.items():
+        for original, readable in zip(events, ledger.read_free_text(reference, [events], reader, "export")[0], strict=True):
+            opened[(original.originator_id, original.originator_version)] = readable
     found: list[tuple[datetime, int, dict[str, Any]]] = []
-    for position, event, referral, subject, owner in _ledger_events(ledger, referrals):
-        found.append((event.recorded_at, position, export_record(event, referral, subject, owner=owner)))
+    for position, event, referral, subject, owner in rows:
+        readable = opened.get((event.originator_id, event.originator_version), event)
+        found.append((event.recorded_at, position, export_record(readable, referral, subject, owner=owner)))
     found.sort(key=lambda item: (item[0], item[1]))
     for _, _, record in found:
         yield record
@@ -121,6 +136,8 @@ def _ledger_events(
                 continue  # putting the directory in force is a command of its own, not an import line
             if isinstance(event, MigrationEvent):
                 continue  # the migration's own record: importing the export records a new one
+            if isinstance(event, RecordsEvent | Consulted):
+                continue  # holds, disposals and consultations are this ledger's own records management
             if isinstance(event, Unit.Registered):
                 owners[event.originator_id] = {"unit": event.unit}
             elif isinstance(event, Person.Registered):

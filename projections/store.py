@@ -94,6 +94,7 @@ from ledger.errors import LedgerError, NotFound
 from ledger.knowledge import ATTESTATION, CORRECTION, RETRACTION, amendment_kind, known
 from ledger.migration import MIGRATION_TOPIC_PREFIX
 from ledger.policy import DEFAULT_POLICY, LATE_ENTRY_ATTESTATION, SUPERVISORY_REVIEW, Policy
+from ledger.records import RECORDS_TOPIC_PREFIXES
 from ledger.referral import OPEN, LedgerEvent, Referral, business_order
 from ledger.staff import STAFF_TOPIC_PREFIXES
 from ledger.storage import read_streams
@@ -1075,6 +1076,8 @@ class ReadModels:
                 continue
             if notification.topic.startswith(MIGRATION_TOPIC_PREFIX):
                 continue  # the migration's own record (`audit migrations` reads its stream)
+            if notification.topic.startswith(RECORDS_TOPIC_PREFIXES):
+                continue  # holds, disposals and consultations change no owner, gap or obligation
             event = mapper.to_domain_event(notification)
             if not isinstance(event, LedgerEvent):
                 raise ProjectionStopped(

@@ -21,6 +21,7 @@ from typing import Any
 
 from ledger.authority import fixed_breach
 from ledger.knowledge import CORRECTION, RETRACTION, amendment_kind, known
+from ledger.records import Disposed, HoldPlaced, HoldReleased
 from ledger.referral import LedgerEvent, Referral, business_order
 from ledger.subject import Subject, SubjectState
 from ledger.values import ATTESTATION_AFTER, LATE_AFTER, days, iso
@@ -111,11 +112,13 @@ def timeline(
     events: Sequence[LedgerEvent],
     subject_events: Mapping[str, Sequence[LedgerEvent]] | None = None,
     *,
+    records_events: Sequence[LedgerEvent] = (),
     as_known_at: datetime | None = None,
     late_after: timedelta = LATE_AFTER,
     attestation_after: timedelta = ATTESTATION_AFTER,
 ) -> list[TimelineRow]:
-    """Every event of the referral (and of its subjects), recorded by ``as_known_at``, in business order."""
+    """Every event of the referral (and of its subjects, and its records file: holds and
+    disposal, shown as ``RECORDS_FILE``), recorded by ``as_known_at``, in business order."""
     history = ownership_history(events, as_known_at=as_known_at)
     superseded = {s.version: s for s in history.superseded}
     disputed = {claim.version for claim in history.disputed_claims}
@@ -126,7 +129,7 @@ def timeline(
         ]
     ]
     notes = _amendment_notes(None, streams[0])
-    for reference, stream in (subject_events or {}).items():
+    for reference, stream in [*(subject_events or {}).items(), (RECORDS_FILE, records_events)]:
         recorded = known(stream, as_known_at, recorded_only=True)
         if recorded:
             streams.append(_subject_stream(len(streams), reference, recorded))
@@ -274,7 +277,13 @@ def _note(e: Any) -> str:
     return f"Note{_because(e.text)}"
 
 
+#: how the rows of a referral's records file (holds, disposal) are labelled in its timeline
+RECORDS_FILE = "records file"
+
 _SUMMARIES: dict[type[LedgerEvent], Callable[[Any], str]] = {
+    HoldPlaced: lambda e: f"Legal hold placed{_because(e.reason)}",
+    HoldReleased: lambda e: f"Legal hold released{_because(e.reason)}",
+    Disposed: lambda e: f"Free text disposed of (data key destroyed){_because(e.reason)}",
     Referral.Received: _received,
     Referral.Assessed: _assessed,
     Referral.OwnershipOffered: lambda e: f"Ownership offered to {e.to_unit}{_due('reply due', e.reply_due)}",

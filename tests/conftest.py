@@ -139,8 +139,9 @@ def ledger(open_at: Callable[..., Ledger], clock: Clock) -> Ledger:
     return open_at(clock)
 
 
-def json_cli(url: str) -> Callable[..., Any]:
-    """``run(*args)``: the CLI on the ledger at ``url``, as a user runs it; the output parsed as JSON."""
+def json_cli(url: str, *options: str) -> Callable[..., Any]:
+    """``run(*args)``: the CLI on the ledger at ``url`` (with the global ``options``, e.g.
+    ``--data-key FILE``), as a user runs it; the output parsed as JSON."""
     import json
 
     from click.testing import CliRunner
@@ -150,7 +151,7 @@ def json_cli(url: str) -> Callable[..., Any]:
     runner = CliRunner()
 
     def run(*args: str) -> Any:
-        result = runner.invoke(main, ["--db", url, *args], catch_exceptions=False, env={"REFLEDGER_ACTOR": None})
+        result = runner.invoke(main, ["--db", url, *options, *args], catch_exceptions=False, env={"REFLEDGER_ACTOR": None})
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 

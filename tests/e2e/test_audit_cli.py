@@ -251,5 +251,6 @@ def test_the_groups_hold_their_commands() -> None:
         "migrations",
         "signatures",
         "authority",
+        "consultations",
     }
     assert set(projections_group.commands) == {"status", "rebuild"}

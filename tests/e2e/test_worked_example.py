@@ -8,6 +8,7 @@ One test function per block of the expected file, so each block fails on its own
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +22,19 @@ DAYS_TOLERANCE = 0.01
 Ask = Callable[..., Any]
 
 
-@pytest.fixture
-def ask(database_url: str) -> Ask:
-    """A ledger holding the imported example; ``ask(*args)`` runs a query with --json and parses it."""
-    run = json_cli(database_url)
+@pytest.fixture(params=["plain", "sealed"])
+def ask(database_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ask:
+    """A ledger holding the imported example; ``ask(*args)`` runs a query with --json and parses it.
+
+    "sealed": the same with a ledger data key from the first event on, which must answer
+    exactly as without one.
+    """
+    options: tuple[str, ...] = ()
+    if request.param == "sealed":
+        key = tmp_path / "ledger-data.key"
+        json_cli(database_url)("keygen", "--data-key", "--out", str(key), "--json")
+        options = ("--data-key", str(key))
+    run = json_cli(database_url, *options)
     imported = run("import", "--historical", str(SOURCE), "--json")
     assert imported["events"] == 45
     return lambda *args: run(*args, "--json")

@@ -250,9 +250,27 @@ def _migration_ledger() -> Ledger:
     return migrated
 
 
+def _records_ledger() -> Ledger:
+    """A sealed ledger: a referral closed, held, released, disposed of, and read under a consultation log."""
+    from ledger.sealing import MemoryKeyStore, Seals
+    from ledger.values import Actor, Stamp
+
+    kept = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: datetime(2031, 7, 1, tzinfo=UTC))
+    kept.seals = Seals(MemoryKeyStore(), bytes(32), "test key")
+    kept.consultation_log = True
+    clerk, records = Actor("P-1", "analyst", "U-A"), Actor("P-2", "records-manager", "U-RM")
+    kept.receive("R-1", Stamp(clerk), originator="X", channel="liaison", custodian_unit="U-A")
+    kept.close_referral("R-1", Stamp(clerk), reason="Done with Mr Example")
+    kept.place_hold("R-1", Stamp(records), reason="Inquiry")
+    kept.release_hold("R-1", Stamp(records), reason="Inquiry over")
+    kept.read_free_text("R-1", [kept.referral_events("R-1")], clerk, "timeline")
+    kept.dispose("R-1", Stamp(records), reason="Review")
+    return kept
+
+
 def test_canonical_event_and_canonical_stored_agree_for_every_event_type(ledger: Ledger) -> None:
     seen: set[str] = set()
-    for recorded in (ledger, _staff_ledger(), _migration_ledger()):
+    for recorded in (ledger, _staff_ledger(), _migration_ledger(), _records_ledger()):
         for stored in recorded.recorder.select_notifications(start=1, limit=10_000):
             event = recorded.mapper.to_domain_event(stored)
             assert canonical_event(event) == canonical_stored(stored.originator_id, stored.originator_version, stored.topic, stored.state)

@@ -308,7 +308,7 @@ def test_describe_reports_overrides_and_disabled_rules() -> None:
         ),
         pytest.param(
             "[rule.owner-accepted]\ndays = 2\n",
-            "policy.toml: rule is not a known key (expected one of: name, rules, directory, authority, signatures)",
+            "policy.toml: rule is not a known key (expected one of: name, rules, directory, authority, signatures, records)",
             id="unknown top-level key",
         ),
         pytest.param(
