@@ -863,7 +863,7 @@ class Ledger(Application[UUID]):
             raise InvalidInput(f"this ledger keeps a consultation log: say who is reading {reference} (--as PERSON:ROLE@UNIT)")
         stream = consultation_stream(reference)
         for _attempt in range(5):
-            entry = Entry.resolve(Stamp(actor=reader), self.clock())
+            entry = Entry.resolve(Stamp(actor=reader), self.clock(), self.login)
             self._check_actor(entry)
             events = self.stream_events(stream)
             try:
@@ -871,9 +871,10 @@ class Ledger(Application[UUID]):
                 return
             except IntegrityError:
                 continue
-            except PersistenceError:
+            except PersistenceError as error:
+                cause = (str(error).strip() or type(error).__name__).splitlines()[0]
                 raise LedgerError(
-                    f"this ledger keeps a consultation log and cannot record one here (read-only?): the free text of {reference} is not shown"
+                    f"this ledger keeps a consultation log and cannot record one here ({cause}): the free text of {reference} is not shown"
                 ) from None
         raise ConcurrentUpdate(f"others were reading {reference} at the same moment; run the command again")
 

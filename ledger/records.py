@@ -26,7 +26,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.utils import register_topic
 
 from ledger.canonical import GENESIS, event_hash
-from ledger.referral import CLOSED, LedgerEvent, ReferralState
+from ledger.referral import CLOSED, LedgerEvent, ReferralState, entry_fields
 from ledger.values import Entry, iso
 
 
@@ -88,12 +88,8 @@ def next_event(events: Sequence[LedgerEvent], stream: UUID, event_class: type[Le
         originator_id=stream,
         originator_version=1 if last is None else last.originator_version + 1,
         timestamp=entry.ingested_at,
-        occurred_at=entry.occurred_at,
-        actor=entry.actor.as_dict(),
-        late_reason=entry.late_reason,
-        source_recorded_at=entry.source_recorded_at,
-        source=entry.source,
         prev_hash=GENESIS if last is None else event_hash(last),
+        **entry_fields(entry),
         **fields,
     )
 

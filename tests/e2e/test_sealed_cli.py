@@ -80,12 +80,12 @@ def sealed(database_url: str, key: Path) -> Run:
 
 def _without_clocks_of_this_ledger(answer: Any) -> Any:
     """An answer without what differs between two imports of the same file (when each ledger
-    took the events in, the hashes over its own bytes, the file names)."""
+    took the events in, the hashes over its own bytes, the file names, the login that inserted them)."""
     if isinstance(answer, dict):
         return {
             k: _without_clocks_of_this_ledger(v)
             for k, v in answer.items()
-            if k not in ("at", "ingested_at", "hash", "prev_hash", "generated_at", "now", "stream_id", "source")
+            if k not in ("at", "ingested_at", "hash", "prev_hash", "generated_at", "now", "stream_id", "source", "login")
         }
     if isinstance(answer, list):
         return [_without_clocks_of_this_ledger(v) for v in answer]
