@@ -162,8 +162,17 @@ def measure(backend: str, base_url: str | None, path: Path, events: int, repeat:
                 bare_schema = schema + "_bare"
                 bare_url = f"{base_url}{'&' if '?' in base_url else '?'}schema={bare_schema}"
                 env = dict(resolve_database(bare_url).env)
-                with connect_postgres(resolve_database(bare_url)) as connection:
+                bare_database = resolve_database(bare_url)
+                with connect_postgres(bare_database) as connection:
                     connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{bare_schema}"')
+                    # the chunked recorder takes its table lock through the ledger's function
+                    # (the bare application names its own events table: lock whichever it made)
+                    connection.execute(
+                        f'CREATE FUNCTION "{bare_schema}".refledger_lock_events() RETURNS void LANGUAGE plpgsql AS $$ '
+                        f"DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = '{bare_schema}' "
+                        f"AND tablename LIKE '%events' LOOP EXECUTE format('LOCK TABLE %I.%I IN EXCLUSIVE MODE', "
+                        f"'{bare_schema}', t); END LOOP; END $$"
+                    )
                 try:
                     bare.append(bare_rate(env, path))
                 finally:

@@ -6,6 +6,8 @@ chunked ``ChunkedPostgresApplicationRecorder``, on SQLite the library's recorder
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,22 @@ class _OurRecorders:
         return ledger.recorder
 
 
+def _join_threads_started_since(before: set[threading.Thread]) -> None:
+    """The library's concurrency case tells its reader threads to stop but does not wait for
+    them; closing a SQLite connection under a thread still inside a query crashes the process."""
+    deadline = time.monotonic() + 10  # a reader stops within one of its short sleeps
+    for thread in set(threading.enumerate()) - before:
+        if not thread.daemon:  # (connection pool workers are daemons and live on until the close)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
 class TestSQLiteApplicationRecorder(_OurRecorders, library.ApplicationRecorderTestCase):  # type: ignore[misc]
     @pytest.fixture(autouse=True)
     def _ledger_file(self, tmp_path: Path) -> Iterator[None]:
         self.url, self.opened = str(tmp_path / "ledger.sqlite"), []
+        before = set(threading.enumerate())
         yield
+        _join_threads_started_since(before)
         for ledger in self.opened:
             ledger.close()
 
@@ -50,6 +63,8 @@ class TestPostgresApplicationRecorder(_OurRecorders, library.ApplicationRecorder
     @pytest.fixture(autouse=True)
     def _schema(self, postgres_schema_url: str) -> Iterator[None]:
         self.url, self.opened = postgres_schema_url, []
+        before = set(threading.enumerate())
         yield
+        _join_threads_started_since(before)
         for ledger in self.opened:
             ledger.close()
