@@ -127,17 +127,6 @@ def test_the_case_file_prints_to_pdf(chromium: str, db: str, tmp_path: Path) -> 
     assert 2 <= pages <= 8, f"{pages} pages"
 
 
-@pytest.fixture
-def staffed(tmp_path: Path) -> str:
-    """The demo's ledger: its staff directory first, then the story (subjects included)."""
-    from commands.demo import staff
-
-    source, url = tmp_path / "staffed.jsonl", str(tmp_path / "staffed.sqlite")
-    source.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in [*staff(), *story()]))
-    run(url, "import", "--historical", str(source))
-    return url
-
-
 def test_every_printed_page_has_the_running_header_and_its_number(chromium: str, staffed: str, tmp_path: Path) -> None:
     from pypdf import PdfReader
 

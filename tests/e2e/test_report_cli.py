@@ -272,17 +272,6 @@ def test_the_markdown_prints_the_checkpoint_line_once_and_no_stray_separator(sta
             assert not re.search(r";\s*\||\|\s*;|;\s*;|\(\s*;|;\s*\)|;\s*$|^\s*;", row), row
 
 
-@pytest.fixture
-def staffed(tmp_path: Path) -> str:
-    """The demo's ledger: its staff directory first, then the story."""
-    from commands.demo import staff
-
-    source, url = tmp_path / "staffed.jsonl", str(tmp_path / "staffed.sqlite")
-    source.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in [*staff(), *story()]))
-    run(url, "import", "--historical", str(source))
-    return url
-
-
 def test_the_chart_shows_the_accountable_people_beside_the_units(staffed: str, tmp_path: Path) -> None:
     db, out = staffed, tmp_path / "case-file.html"
     run(db, "report", REFERENCE, "--at", "2014-03-01T00:00:00Z", "--out", str(out))
