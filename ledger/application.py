@@ -427,14 +427,18 @@ class Ledger(Application[UUID]):
             raise RuntimeError("flush works inside batch() only")
         changed = [aggregate for aggregate in self._batch.values() if aggregate.pending_events]
         self._save_batch([*changed, *self._batch_logged])
+        # the streams just saved exist now, whatever an earlier look-up found
+        self._batch_absent.difference_update([*(a.id for a in changed), *(e.originator_id for e in self._batch_logged)])
         self._batch_logged = []
-        if self._held_events(self._batch.values()) > keep_events:
-            # forget the streams this step left alone first: a file's next lines mostly
-            # continue the streams its last lines wrote
-            self._batch = {aggregate.id: aggregate for aggregate in changed}
-            self._batch_absent.clear()
-            if self._held_events(changed) > keep_events:
-                self._batch.clear()
+        # least recently written first: a file's next lines mostly continue the streams its
+        # last lines wrote, so the streams left alone longest are forgotten first
+        for aggregate in changed:
+            self._batch[aggregate.id] = self._batch.pop(aggregate.id)
+        held = self._held_events(self._batch.values())
+        for stream_id in list(self._batch) if held > keep_events else ():
+            if held <= keep_events:
+                break
+            held -= self._held_events([self._batch.pop(stream_id)])
 
     @staticmethod
     def _held_events(aggregates: Iterable[Aggregate]) -> int:
