@@ -106,11 +106,25 @@ def ledger_rate(url: str, path: Path, events: int) -> tuple[float, float]:
 
 def child(url: str, path: Path, events: int, key: str) -> None:
     import json
-    import resource
 
     rate = _import_rate(url, path, events, None if key == "-" else Path(key))
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
-    print(json.dumps({"rate": rate, "peak_mb": peak_kb / 1024}))
+    print(json.dumps({"rate": rate, "peak_mb": peak_mb()}))
+
+
+def peak_mb() -> float:
+    """This process's peak resident set size, in MB.
+
+    Linux's VmHWM belongs to the process's own memory since exec; getrusage's ru_maxrss
+    would also count what the parent held when it forked this process.
+    """
+    import resource
+
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def _import_rate(url: str, path: Path, events: int, key: Path | None) -> float:

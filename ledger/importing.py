@@ -21,6 +21,7 @@ from uuid import UUID
 import orjson
 
 from ledger.application import Ledger
+from ledger.collector import collector_paused
 from ledger.errors import InvalidInput, LedgerError
 from ledger.migration import backfill_refusal, migration_refusal
 from ledger.staff import UNIT_KINDS, person_stream, unit_stream
@@ -729,7 +730,7 @@ def import_lines(
     referrals: set[str] = set()
     count = 0
     try:
-        with held_transaction(ledger), ledger.batch():
+        with collector_paused(), held_transaction(ledger), ledger.batch():
             commands = _commands(lines, historical, file_sha256)
             while step := list(islice(commands, STEP_LINES)):
                 _run_step(ledger, step, file_sha256, touched, progress)

@@ -4,7 +4,6 @@ stored rows, and check them against checkpoints (a file the auditor kept, and th
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,6 +15,7 @@ import orjson
 from ledger.canonical import CHAINED_TOPIC_PREFIXES, GENESIS, canonical_bytes
 from ledger.checkpoint import SIGNATURE_PROBLEMS, Checkpoint
 from ledger.checkpointing import stored_checkpoints
+from ledger.collector import collector_paused
 from ledger.errors import InvalidInput, first_words
 from ledger.identity import KeyRing
 from ledger.merkle import MerkleFrontier
@@ -640,16 +640,9 @@ class _Scan:
 
 def _scan_rows(batches: Iterable[Sequence[EventRow]], points: Sequence[ReferencePoint], expected_leaves: bytes | None = None) -> _Scan:
     scan = _Scan(list(points), expected_leaves)
-    # The scan allocates nothing cyclic; the collector's passes over the ever-growing
-    # per-stream table would only cost time (a third of it on a million events).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():  # the per-stream table grows with the ledger and holds no cycles
         for batch in batches:
             scan.feed(batch)
-    finally:
-        if collecting:
-            gc.enable()
     scan.finish()
     return scan
 
