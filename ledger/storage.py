@@ -403,17 +403,8 @@ def read_streams(ledger: Application[Any], stream_ids: Sequence[UUID]) -> dict[U
                         chunk,
                     )
                     rows += [(UUID(r["originator_id"]), r["originator_version"], r["topic"], r["state"]) for r in cursor.fetchall()]
-    elif module == "eventsourcing.postgres":
-        from eventsourcing.postgres import PostgresAggregateRecorder
-        from psycopg.sql import SQL, Identifier
-
-        if isinstance(recorder, PostgresAggregateRecorder):
-            statement = SQL("SELECT originator_id, originator_version, topic, state FROM {}.{} WHERE originator_id = ANY(%s)").format(
-                Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
-            )
-            with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
-                cursor.execute(statement, [list(stream_ids)])
-                rows = [(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"])) for r in cursor.fetchall()]
+    elif callable(select_streams := getattr(recorder, "select_streams", None)):
+        rows = select_streams(stream_ids)  # the PostgreSQL recorder's one query (ledger.storage_postgres)
     else:
         return {i: list(ledger.events.get(i)) for i in stream_ids}
     found: dict[UUID, list[DomainEventProtocol[UUID]]] = {i: [] for i in stream_ids}

@@ -72,6 +72,15 @@ class ChunkedPostgresApplicationRecorder(PostgresApplicationRecorder):
             cursor.execute(statement, params, prepare=True, binary=True)
             return [StoredEvent(originator_id, version, topic, bytes(state)) for version, topic, state in cursor.fetchall()]
 
+    def select_streams(self, stream_ids: Sequence[UUID]) -> list[tuple[UUID, int, str, bytes]]:
+        """The events of many streams in one query, as (stream, version, topic, state) rows, in binary."""
+        statement = SQL("SELECT originator_id, originator_version, topic, state FROM {}.{} WHERE originator_id = ANY(%s)").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        with self.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as cursor:
+            cursor.execute(statement, [list(stream_ids)], binary=True)
+            return [(stream_id, version, topic, bytes(state)) for stream_id, version, topic, state in cursor.fetchall()]
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if len(stored_events) <= CHUNK:
             small: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
