@@ -63,7 +63,7 @@ from ledger.staff import (
 )
 from ledger.subject import Subject, SubjectListed, directory_id
 from ledger.transcoder import LedgerMapper, OrjsonTranscoder
-from ledger.values import Entry, Stamp, iso, referral_id, subject_id, utcnow
+from ledger.values import Actor, Entry, Stamp, iso, referral_id, subject_id, utcnow
 
 A = TypeVar("A", bound=Aggregate)
 L = TypeVar("L", bound=DomainEvent)
@@ -223,36 +223,37 @@ class Ledger(Application[UUID]):
     # --- the shape every command shares -------------------------------------------
 
     def _entry(self, stamp: Stamp) -> Entry:
-        entry = Entry.resolve(stamp, self.clock(), self.login)
+        now = self.clock()
+        seal = None
         if self.seals is not None:
             if not self._sealing_checked:
                 self.seals.before_recording(ledger_is_empty=self.head() == 0)
                 self._sealing_checked = True
             if self.seals.sealed_ledger:
-                entry = replace(entry, seal=self._seal)
-        if stamp.source_recorded_at is None:  # a historical line is kept, and judged by `audit actors` and `audit authority`
-            agency = self._check_actor(entry)
-            entry = replace(entry, authority=Judge(self.policy_source().authority_rules(), agency))
-            self._live_entry = entry
-        else:
+                seal = self._seal
+        if stamp.source_recorded_at is not None:  # a historical line is kept, and judged by `audit actors` and `audit authority`
             self._check_migration_open()
-        return entry
+            return Entry.resolve(stamp, now, self.login, seal=seal)
+        agency = self._check_actor(stamp.actor, stamp.occurred_at or now, now)
+        judge = Judge(self.policy_source().authority_rules(), agency)
+        self._live_entry = Entry.resolve(stamp, now, self.login, authority=judge, seal=seal)
+        return self._live_entry
 
     def _seal(self, reference: str, fields: dict[str, Any]) -> dict[str, Any]:
         assert self.seals is not None
         return self.seals.seal_fields(referral_id(reference), fields)
 
-    def _check_actor(self, entry: Entry) -> bool | None:
+    def _check_actor(self, actor: Actor, occurred_at: datetime, recorded_at: datetime) -> bool | None:
         """Once the directory is in force, a live event's actor must hold that role there then.
 
         Returns whether the actor's unit is an agency unit (the authority rules' role-level
         part), or None while the directory is not in force.
         """
         in_force_from = self.directory_in_force_from()
-        if in_force_from is None or entry.recorded_at < in_force_from:
+        if in_force_from is None or recorded_at < in_force_from:
             return None
-        unit = self.unit_state(entry.actor.unit)
-        refusal = actor_refusal(entry.actor, self.person_state(entry.actor.person), unit, entry.occurred_at, entry.recorded_at)
+        unit = self.unit_state(actor.unit)
+        refusal = actor_refusal(actor, self.person_state(actor.person), unit, occurred_at, recorded_at)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"the directory is in force since {iso(in_force_from)}: {refusal[1]}")
         return unit is not None and unit.kind == AGENCY_UNIT
@@ -868,7 +869,7 @@ class Ledger(Application[UUID]):
         stream = consultation_stream(reference)
         for _attempt in range(5):
             entry = Entry.resolve(Stamp(actor=reader), self.clock(), self.login)
-            self._check_actor(entry)
+            self._check_actor(entry.actor, entry.occurred_at, entry.recorded_at)
             events = self.stream_events(stream)
             try:
                 self.save(next_event(events, stream, Consulted, entry, reference=reference, what=what))

@@ -103,7 +103,15 @@ class Entry:
         return fields if self.seal is None else self.seal(reference, fields)
 
     @classmethod
-    def resolve(cls, stamp: Stamp, now: datetime, login: str | None = None) -> Entry:
+    def resolve(
+        cls,
+        stamp: Stamp,
+        now: datetime,
+        login: str | None = None,
+        *,
+        authority: Judge | None = None,
+        seal: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> Entry:
         return cls(
             actor=stamp.actor,
             occurred_at=stamp.occurred_at or now,
@@ -111,7 +119,9 @@ class Entry:
             late_reason=stamp.late_reason,
             source_recorded_at=stamp.source_recorded_at,
             source=stamp.source,
+            authority=authority,
             login=login,
+            seal=seal,
         )
 
 
