@@ -60,19 +60,18 @@ class Session:
         if self._ledger is None:
             from pathlib import Path
 
-            from ledger.policy import DirectoryRoles, PolicyError, RecordsRules, load_policy
+            from ledger.policy import PolicyError, RecordsRules, load_policy
             from ledger.storage import holds_ledger
             from ledger.wiring import open_ledger
 
             try:  # a bad policy file stops only the answers that use it (free text, disposal: below)
                 rules = load_policy(self.policy_source)
-                records, records_roles = rules.records, rules.directory.records_roles
+                records = rules.records
             except PolicyError:
-                records, records_roles = RecordsRules(), DirectoryRoles().records_roles
+                records = RecordsRules()
             key = Path(self.data_key) if self.data_key else None
             self._created = create and not holds_ledger(self.db)
             ledger, database = open_ledger(self.db, create=create, data_key=key, sealed_fields=records.sealed_fields)
-            ledger.records_roles = records_roles
             ledger.consultation_log = records.consultation_log
             ledger.policy_source = lambda: self.policy  # its [authority] rules judge what is recorded
             self._sign_with(ledger)

@@ -32,7 +32,7 @@ from ledger.canonical import GENESIS, event_hash
 from ledger.errors import InvalidInput, LedgerError, NotFound, RuleViolation
 from ledger.identity import Signer, checked_public_key, key_refusal, os_login
 from ledger.migration import CLOSED_BY_COMMAND, CLOSED_BY_LIVE_EVENT, MIGRATION_STREAM, HistoryImported, MigrationClosed, MigrationState
-from ledger.policy import DEFAULT_POLICY, SUPERVISORY_ROLES, DirectoryRoles, Policy
+from ledger.policy import DEFAULT_POLICY, SUPERVISORY_ROLES, Policy
 from ledger.records import (
     Consulted,
     Disposed,
@@ -148,8 +148,6 @@ class Ledger(Application[UUID]):
         self.signatures_required: frozenset[str] = frozenset()
         #: gives ``signatures_required`` when the first save needs it (the policy is read then)
         self.signature_policy: Callable[[], frozenset[str]] | None = None
-        #: who may dispose of a referral (policy [directory] records_roles)
-        self.records_roles: tuple[str, ...] = DirectoryRoles().records_roles
         #: reading free text records a consultation (policy [records] consultation_log)
         self.consultation_log = False
         #: the sealing of free text (``ledger.sealing``); None: a ledger without a key table
@@ -832,7 +830,10 @@ class Ledger(Application[UUID]):
         if records.disposed is not None and self.seals is not None and self.seals.store is not None and self.seals.store.get(rid.hex):
             self.seals.destroy(rid)  # a disposal recorded before its key could be destroyed: finish it
             return records.disposed
-        refusal = disposal_refusal(fold_state(history), records, entry.actor.role, self.records_roles)
+        state = fold_state(history)
+        refusal = disposal_refusal(state, records)
+        if refusal is None and entry.authority is not None:
+            refusal = entry.authority.breach(Disposed.TOPIC, entry.actor, state)
         if refusal is not None:
             raise RuleViolation(refusal[0], f"{reference} cannot be disposed of: {refusal[1]}")
         if self.seals is None or not self.seals.sealed_ledger:

@@ -37,7 +37,7 @@ from typing import Final, Protocol
 
 AGENCY_UNIT: Final = "agency-unit"
 #: the role groups of the policy's ``[directory]`` table a rule may name (``<group>_roles`` there)
-ROLE_GROUPS: Final[tuple[str, ...]] = ("accountable", "supervisory", "tasking", "decision")
+ROLE_GROUPS: Final[tuple[str, ...]] = ("accountable", "supervisory", "tasking", "decision", "records")
 
 
 class Who(Protocol):
@@ -195,6 +195,17 @@ def force_answer(ask: Ask) -> str | None:
     return f"its latest dissemination went to {ask.force}; {ask.who.unit} cannot answer for it"
 
 
+def dispose(ask: Ask) -> str | None:
+    """Dispose of a referral's free text: a records-management role, of an agency unit.
+
+    A disposal cannot be undone, so this role-level part is judged before the directory is in
+    force too, on the role the actor states (the directory then holds the actor to it)."""
+    if ask.who.role in ask.roles and ask.agency is not False:
+        return None
+    named = f" ({', '.join(sorted(ask.roles))})" if ask.roles else ""
+    return f"a disposal needs an agency unit's {ask.roles_text()}{named}, not {ask.who.role}@{ask.who.unit}"
+
+
 # --- the table ----------------------------------------------------------------------------------
 
 
@@ -241,6 +252,7 @@ RULES: Final[tuple[Rule, ...]] = (
         force_answer,
         fixed=True,
     ),
+    Rule("authority-dispose", "dispose", ("refledger:Records.Disposed",), dispose, ("records",)),
 )
 RULE_IDS: Final[tuple[str, ...]] = tuple(rule.id for rule in RULES)
 BY_KEY: Final[Mapping[str, Rule]] = MappingProxyType({rule.key: rule for rule in RULES})

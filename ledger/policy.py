@@ -61,11 +61,11 @@ Policy file (TOML); every key is optional, days may be fractional::
     supervisory_roles = ["team-manager", "head-of-unit", "supervisor", "detective-inspector"]
     tasking_roles     = ["head-of-tasking", "tasking-manager"]
     decision_roles    = ["head-of-tasking", "head-of-unit"]
-    records_roles     = ["records-manager"]                 # may dispose of a referral
+    records_roles     = ["records-manager"]                 # dispose of a referral
 
     [authority.offer]               # who may record what (ledger/authority.py), by rule key:
     enabled = true                  # offer, escalate, review, decide, close, subject,
-    roles = ["accountable", "supervisory", "tasking"]   # force-answer; groups of [directory]
+    roles = ["accountable", "supervisory", "tasking"]   # dispose; groups of [directory]
     also_roles = ["intake-officer"] # and further role names
 
     [signatures]                    # event types whose live recording must be signed

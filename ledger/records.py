@@ -146,12 +146,11 @@ def hold_refusal(records: RecordsState, placing: bool) -> tuple[str, str] | None
     return None
 
 
-def disposal_refusal(state: ReferralState, records: RecordsState, actor_role: str, records_roles: Sequence[str]) -> tuple[str, str] | None:
+def disposal_refusal(state: ReferralState, records: RecordsState) -> tuple[str, str] | None:
     """(rule id, reason) why the referral cannot be disposed of now (None: it can).
 
-    Only a closed referral, with no hold in force, by a records-management role (the
-    policy's ``[directory] records_roles``; whether the person holds that role in the staff
-    directory is the directory's own rule, checked for every live event once it is in force).
+    Only a closed referral, with no hold in force, once. Who may dispose is an authority rule
+    (``authority-dispose`` in ``ledger.authority``).
     """
     if records.disposed is not None:
         return ("disposed-once", f"it was already disposed of at {iso(records.disposed.occurred_at)}")
@@ -159,6 +158,4 @@ def disposal_refusal(state: ReferralState, records: RecordsState, actor_role: st
         return ("dispose-closed-only", "it is open; only a closed referral can be disposed of")
     if records.hold is not None:
         return ("dispose-not-on-hold", f"a hold is in force since {iso(records.hold.occurred_at)}: {records.hold.reason}")
-    if actor_role not in records_roles:
-        return ("dispose-records-role", f"only a records-management role ({', '.join(records_roles)}) disposes, not {actor_role}")
     return None

@@ -207,7 +207,7 @@ def test_a_hold_blocks_disposal_and_its_release_allows_it_both_in_the_timeline(d
 def test_bad_input_is_one_line_and_changes_nothing(database_url: str, sealed: Run, key: Path, tmp_path: Path) -> None:
     events, wrapped = count_events(database_url), _wrapped_key(database_url, CLOSED)
     refused(sealed("dispose", OPEN, "--reason", "Review", "--as", RECORDS), "dispose-closed-only")
-    refused(sealed("dispose", CLOSED, "--reason", "Review", "--as", "P-107:team-manager@U-LIAISON"), "dispose-records-role")
+    refused(sealed("dispose", CLOSED, "--reason", "Review", "--as", "P-107:team-manager@U-LIAISON"), "authority-dispose")
     refused(sealed("hold", "release", CLOSED, "--reason", "none", "--as", RECORDS), "no hold is in force")
     refused(sealed("dispose", "R-NOPE", "--reason", "Review", "--as", RECORDS), "not in the ledger")
     other = tmp_path / "other.key"

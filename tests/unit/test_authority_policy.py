@@ -6,6 +6,7 @@ import pytest
 
 from ledger.authority import RULES
 from ledger.policy import DEFAULT_POLICY, PolicyError, policy_from_toml
+from ledger.records import Disposed
 from ledger.referral import Referral
 from ledger.subject import Subject
 from ledger.values import Actor
@@ -13,7 +14,7 @@ from ledger.values import Actor
 
 def _topics() -> set[str]:
     classes = [c for c in vars(Referral).values() if isinstance(c, type)] + [c for c in vars(Subject).values() if isinstance(c, type)]
-    return {c.TOPIC for c in classes if hasattr(c, "TOPIC")}
+    return {c.TOPIC for c in classes if hasattr(c, "TOPIC")} | {Disposed.TOPIC}
 
 
 def test_every_rule_judges_real_event_types_and_each_type_has_one_rule() -> None:
@@ -47,6 +48,24 @@ def test_a_policy_sets_what_satisfies_a_rule() -> None:
     assert widened.authority_rules().breach(review, analyst, Unowned(), agency=False) is not None  # never outside the agency
     off = policy_from_toml("[authority.review]\nenabled = false\n")
     assert off.authority_rules().breach(review, Actor("P-2", "force-liaison", "F-EAST"), Unowned(), agency=False) is None
+
+
+def test_disposal_needs_a_records_role_even_before_the_directory_is_in_force() -> None:
+    class Closed:
+        owner_unit = "U-IDT"
+        custodian_unit = "U-IDT"
+        offered_unit = None
+        escalated_to: tuple[str, ...] = ()
+
+    rules = DEFAULT_POLICY.authority_rules()
+    manager, keeper = Actor("P-1", "team-manager", "U-IDT"), Actor("P-9", "records-manager", "U-RM")
+    refused = rules.breach(Disposed.TOPIC, manager, Closed(), agency=None)
+    assert refused == ("authority-dispose", "a disposal needs an agency unit's records role (records-manager), not team-manager@U-IDT")
+    assert rules.breach(Disposed.TOPIC, keeper, Closed(), agency=None) is None  # the stated role, before the directory
+    assert rules.breach(Disposed.TOPIC, keeper, Closed(), agency=True) is None
+    assert rules.breach(Disposed.TOPIC, keeper, Closed(), agency=False) is not None  # a force's records manager: never
+    widened = policy_from_toml('[authority.dispose]\nalso_roles = ["head-of-unit"]\n').authority_rules()
+    assert widened.breach(Disposed.TOPIC, Actor("P-2", "head-of-unit", "U-IDT"), Closed(), agency=True) is None
 
 
 @pytest.mark.parametrize(
