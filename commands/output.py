@@ -155,7 +155,7 @@ def arrange(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None) ->
     if order:
         name, descending = (order[1:], True) if order.startswith("-") else (order, False)
         known = list(columns or (rows[0] if rows else ()))
-        if rows and name not in known and name not in rows[0]:
+        if known and name not in known and not (rows and name in rows[0]):  # an empty table names its columns too
             raise click.UsageError(f"--sort: no column {name!r}; the columns are {', '.join(known)}")
         empty = [row for row in arranged if row.get(name) in (None, "")]
         filled = sorted(

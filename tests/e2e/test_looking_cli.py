@@ -79,6 +79,9 @@ def test_referrals_filters_sort_and_limit(database_url: str) -> None:
     text = run(url, "referrals", "--limit", "1").stdout
     assert "2 referrals" in text and text.count("R-2024-") == 1
     assert "no column 'nope'" in run(url, "referrals", "--sort", "nope", code=2).output
+    # an empty table still knows its columns: a mistyped one is an error, not "0 holds"
+    assert "no column 'nope'; the columns are referral, since" in run(url, "hold", "list", "--sort", "nope", code=2).output
+    assert "0 holds in force." in run(url, "hold", "list", "--sort", "-since").output
 
 
 # --- show -----------------------------------------------------------------------------------
