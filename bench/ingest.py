@@ -35,7 +35,7 @@ from eventsourcing.application import Application  # noqa: E402
 from eventsourcing.domain import Aggregate  # noqa: E402
 
 from ledger.importing import import_file  # noqa: E402
-from ledger.storage import connect_postgres, resolve_database  # noqa: E402
+from ledger.storage import HELD_IDLE_SECONDS, connect_postgres, resolve_database  # noqa: E402
 from ledger.wiring import open_ledger  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -176,6 +176,10 @@ def measure(backend: str, base_url: str | None, path: Path, events: int, repeat:
                 bare_schema = schema + "_bare"
                 bare_url = f"{base_url}{'&' if '?' in base_url else '?'}schema={bare_schema}"
                 env = dict(resolve_database(bare_url).env)
+                # its one save of a million events runs while the collector walks millions of
+                # objects: allow the pauses the library's 5 s limit would end the save for (as
+                # the ledger's own import transaction does, ledger.storage.HELD_IDLE_SECONDS)
+                env["POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"] = str(HELD_IDLE_SECONDS)
                 bare_database = resolve_database(bare_url)
                 with connect_postgres(bare_database) as connection:
                     connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{bare_schema}"')

@@ -2,7 +2,7 @@
 
 What it does:
 1. Generates the ledger with ``bench/generate.py`` (historical mode, one referral
-   ``R-BIG-0001`` with 500 events) as files of 10,000 lines, cached under ``bench/out/``.
+   ``R-BIG-0001`` with 500 events) in one file (``--chunk N``: files of N lines), cached under ``bench/out/``.
 2. Imports them, one transaction per file, into a fresh SQLite file and a fresh PostgreSQL
    schema (dropped at the end).
 3. Times the in-process question ``owner_at(ledger.referral_events(ref), now)`` (p50, p99)
@@ -255,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--big-referral-events", type=int, default=500)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--chunk", type=int, default=100_000, help="lines per import file (one transaction each)")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="lines per import file (one transaction each; default: one file, as a referral's history is imported in one file)",
+    )
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--postgres-url", default=os.environ.get("REFLEDGER_BENCH_POSTGRES", DEFAULT_POSTGRES))
     parser.add_argument("--repeat", type=int, default=300, help="in-process runs per figure")
@@ -275,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         key.write_text(new_data_key_text())
         DATA_KEY.append(key)
 
-    paths = ledger_files(args.events, args.big_referral_events, args.seed, args.chunk)
+    paths = ledger_files(args.events, args.big_referral_events, args.seed, args.chunk or args.events)
     label = f"owner-{args.events}-big{args.big_referral_events}-seed{args.seed}" + ("-sealed" if args.sealed else "")
     results = []
     if args.backend in ("sqlite", "both"):
