@@ -12,7 +12,7 @@ because the machine is noisy.
 With ``--sealed`` the ledger's import seals its free text (a fresh ledger data key, as
 ``--data-key`` gives it): the figure to hold against the bare library is then the sealed one.
 
-    python bench/ingest.py [--events 100000] [--repeat 3] [--postgres URL | --no-postgres] [--sealed]
+    python bench/ingest.py [--events 100000] [--repeat 3] [--postgres URL | --no-postgres] [--no-sqlite] [--sealed]
 """
 
 from __future__ import annotations
@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--sealed", action="store_true", help="The ledger seals its free text (a fresh data key).")
     parser.add_argument("--child", nargs=4, metavar=("URL", "FILE", "EVENTS", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -222,7 +223,7 @@ def main() -> None:
     sealed = ", free text sealed" if args.sealed else ""
     print(f"ingest of {args.events:,} generated events{sealed}, median of {args.repeat} runs")
     print(f"{'backend':<10} {'ledger ev/s':>12} {'bare lib ev/s':>14} {'ratio':>7} {'peak MB':>8}")
-    backends = ["sqlite"] + ([] if args.no_postgres else ["postgres"])
+    backends = ([] if args.no_sqlite else ["sqlite"]) + ([] if args.no_postgres else ["postgres"])
     for backend in backends:
         ours, bare, peak = measure(backend, args.postgres, path, args.events, args.repeat)
         print(f"{backend:<10} {ours:>12,.0f} {bare:>14,.0f} {ours / bare:>7.2f} {peak:>8,.0f}")
