@@ -434,10 +434,11 @@ class Ledger(Application[UUID]):
         for aggregate in changed:
             self._batch[aggregate.id] = self._batch.pop(aggregate.id)
         held = self._held_events(self._batch.values())
-        for stream_id in list(self._batch) if held > keep_events else ():
-            if held <= keep_events:
-                break
-            held -= self._held_events([self._batch.pop(stream_id)])
+        if held > keep_events:
+            for stream_id in list(self._batch):
+                held -= self._held_events([self._batch.pop(stream_id)])
+                if held <= keep_events:
+                    break
 
     @staticmethod
     def _held_events(aggregates: Iterable[Aggregate]) -> int:

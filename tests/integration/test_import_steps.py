@@ -22,19 +22,28 @@ def stored(url: str) -> list[tuple[object, ...]]:
     )
 
 
-def test_small_steps_that_forget_every_stream_record_the_same_history(
-    database_url: str, open_at: Callable[..., Ledger], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("keep", [0, 10], ids=["forget-all", "forget-least-recent"])
+def test_small_steps_that_forget_streams_record_the_same_history(
+    database_url: str, open_at: Callable[..., Ledger], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: int
 ) -> None:
     # Given a file whose referrals run across many steps (lines interleaved by referral)
     lines = synthetic_lines(40)
     interleaved = [lines[i] for k in range(11) for i in range(k, len(lines), 11)]
     source = tmp_path / "interleaved.jsonl"
     source.write_bytes(b"\n".join(interleaved) + b"\n")
-    # When it is imported in steps of 7 lines, every loaded stream forgotten after each step
+    # When it is imported in steps of 7 lines, keeping at most `keep` events loaded between steps
     monkeypatch.setattr(importing, "STEP_LINES", 7)
-    monkeypatch.setattr(importing, "KEEP_EVENTS", 0)
+    monkeypatch.setattr(importing, "KEEP_EVENTS", keep)
     ledger = open_at()
+    flush, held = Ledger.flush, []
+
+    def flush_and_count(self: Ledger, keep_events: int) -> None:
+        flush(self, keep_events=keep_events)
+        held.append(Ledger._held_events((self._batch or {}).values()))
+
+    monkeypatch.setattr(Ledger, "flush", flush_and_count)
     result = importing.import_file(ledger, source)
+    assert held and max(held) <= keep and (keep == 0 or max(held) > 0)  # the recent streams stayed loaded
     # Then every line is recorded once, in order, with sound chains
     assert result.events == len(interleaved)
     assert len(stored(database_url)) == len(interleaved)
