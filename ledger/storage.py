@@ -231,18 +231,24 @@ def append_only_statements(database: Database) -> list[str]:
 #: which login, and since when the directory is in force (written by the trigger only)
 LOGINS_TABLE = "refledger_logins"
 DIRECTORY_STATE_TABLE = "refledger_directory_state"
+#: the function of the login trigger (``identity_statements``)
+LOGIN_CHECK = "refledger_check_logins"
 
 
 def identity_statements(database: Database) -> list[str]:
     """PostgreSQL: the login of every inserted event is the database's own, and (once the
     directory is in force) a live event's actor is the person registered with that login.
 
-    A BEFORE INSERT trigger refuses a row whose ``inserted_by`` differs from session_user
-    (rule ``inserted-by-login``) and, from the directory's ``in_force_from``, a live row
-    (no ``source_recorded_at``) whose actor is registered with another login (rule
-    ``actor-login``). Person and directory events keep its two tables up to date. The
-    functions run as their owner (SECURITY DEFINER), so a recorder who may only INSERT
-    events can neither write those tables nor lock the events table except through them.
+    An AFTER INSERT trigger, once per statement, reads the statement's rows in the order
+    they were inserted. It refuses the statement if a row's ``inserted_by`` differs from
+    session_user (rule ``inserted-by-login``) or if, from the directory's ``in_force_from``,
+    a live row (no ``source_recorded_at``) has an actor registered with another login (rule
+    ``actor-login``). Person and directory events keep its two tables up to date, each in
+    effect from its own row on, as one trigger call per row would have them. Once per
+    statement because an import inserts thousands of rows per statement: a call per row
+    cost about twice as much server time. The functions run as their owner (SECURITY
+    DEFINER), so a recorder who may only INSERT events can neither write those tables nor
+    lock the events table except through them.
     """
     schema = f'"{database.schema or "public"}"'
     table = f"{schema}.{database.events_table}"
@@ -255,30 +261,32 @@ def identity_statements(database: Database) -> list[str]:
         "ON CONFLICT DO NOTHING",
         f"INSERT INTO {state} (in_force_from) SELECT (convert_from(state, 'UTF8')::jsonb->'in_force_from'->>'_data_')::timestamptz "
         f"FROM {table} WHERE topic = 'refledger:StaffDirectory.Enforced' AND NOT EXISTS (SELECT 1 FROM {state})",
-        f"CREATE OR REPLACE FUNCTION {schema}.refledger_check_login() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+        f"CREATE OR REPLACE FUNCTION {schema}.{LOGIN_CHECK}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
         "SET search_path = pg_catalog AS $$ "
-        "DECLARE s jsonb; claimed text; registered text; since timestamptz; "
+        "DECLARE r record; since timestamptz; registered text; "
         "BEGIN "
-        "s := convert_from(NEW.state, 'UTF8')::jsonb; "
-        "claimed := s->>'inserted_by'; "
-        "IF claimed IS DISTINCT FROM session_user THEN "
-        "RAISE EXCEPTION 'inserted-by-login: the event says it is inserted by %, but the database login is %', "
-        "coalesce(claimed, '(nobody)'), session_user; END IF; "
-        f"IF NEW.topic = 'refledger:Person.Registered' THEN "
-        f"INSERT INTO {logins} (person, login) VALUES (s->>'person', s->>'login') ON CONFLICT DO NOTHING; "
-        f"ELSIF NEW.topic = 'refledger:StaffDirectory.Enforced' THEN "
-        f"INSERT INTO {state} (in_force_from) VALUES ((s->'in_force_from'->>'_data_')::timestamptz); END IF; "
-        "IF s ? 'actor' AND jsonb_typeof(s->'source_recorded_at') IS DISTINCT FROM 'string' "
-        "AND jsonb_typeof(s->'source_recorded_at') IS DISTINCT FROM 'object' THEN "
         f"SELECT min(in_force_from) INTO since FROM {state}; "
-        "IF since IS NOT NULL AND (s->'timestamp'->>'_data_')::timestamptz >= since THEN "
-        f"SELECT login INTO registered FROM {logins} WHERE person = s->'actor'->>'person'; "
+        "FOR r IN SELECT topic, convert_from(state, 'UTF8')::jsonb AS s FROM inserted ORDER BY notification_id LOOP "
+        "IF r.s->>'inserted_by' IS DISTINCT FROM session_user THEN "
+        "RAISE EXCEPTION 'inserted-by-login: the event says it is inserted by %, but the database login is %', "
+        "coalesce(r.s->>'inserted_by', '(nobody)'), session_user; END IF; "
+        "IF r.topic = 'refledger:Person.Registered' THEN "
+        f"INSERT INTO {logins} (person, login) VALUES (r.s->>'person', r.s->>'login') ON CONFLICT DO NOTHING; "
+        "ELSIF r.topic = 'refledger:StaffDirectory.Enforced' THEN "
+        f"INSERT INTO {state} (in_force_from) VALUES ((r.s->'in_force_from'->>'_data_')::timestamptz); "
+        f"SELECT min(in_force_from) INTO since FROM {state}; END IF; "
+        "IF since IS NOT NULL AND r.s ? 'actor' AND jsonb_typeof(r.s->'source_recorded_at') IS DISTINCT FROM 'string' "
+        "AND jsonb_typeof(r.s->'source_recorded_at') IS DISTINCT FROM 'object' "
+        "AND (r.s->'timestamp'->>'_data_')::timestamptz >= since THEN "
+        f"SELECT login INTO registered FROM {logins} WHERE person = r.s->'actor'->>'person'; "
         "IF registered IS NOT NULL AND registered <> session_user THEN "
         "RAISE EXCEPTION 'actor-login: % is registered with the login %; this database login is %', "
-        "s->'actor'->>'person', registered, session_user; END IF; END IF; END IF; "
-        "RETURN NEW; END $$",
-        f"CREATE OR REPLACE TRIGGER {database.events_table}_login BEFORE INSERT ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {schema}.refledger_check_login()",
+        "r.s->'actor'->>'person', registered, session_user; END IF; END IF; "
+        "END LOOP; RETURN NULL; END $$",
+        f"CREATE OR REPLACE TRIGGER {database.events_table}_login AFTER INSERT ON {table} "
+        f"REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{LOGIN_CHECK}()",
+        # ledgers made before the check ran once per statement called it once per row
+        f"DROP FUNCTION IF EXISTS {schema}.refledger_check_login()",
         f"CREATE OR REPLACE FUNCTION {schema}.refledger_lock_events() RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
         f"SET search_path = pg_catalog AS $$ BEGIN LOCK TABLE {table} IN EXCLUSIVE MODE; END $$",
     ]
@@ -298,8 +306,11 @@ def install_append_only_guards(ledger: Application[Any], database: Database) -> 
     They stop honest mistakes and casual edits; a superuser can drop them, which is what
     the hash chains and signed checkpoints are for.
     """
-    if not _guards_in_force(ledger, database):
-        execute_sql(ledger, append_only_statements(database) + ([] if database.backend == "sqlite" else identity_statements(database)))
+    in_force, current, may_change = _guards(ledger, database)
+    if current or (in_force and not may_change):
+        # an older version of a guard still guards; the table's owner replaces it on opening
+        return
+    execute_sql(ledger, append_only_statements(database) + ([] if database.backend == "sqlite" else identity_statements(database)))
 
 
 def guard_names(database: Database) -> list[str]:
@@ -310,24 +321,31 @@ def guard_names(database: Database) -> list[str]:
     return [f"{table}_no_update_delete", f"{table}_no_truncate", f"{table}_login"]
 
 
-def _guards_in_force(ledger: Application[Any], database: Database) -> bool:
-    """Whether every guard exists and is enabled: then opening changes nothing.
+def _guards(ledger: Application[Any], database: Database) -> tuple[bool, bool, bool]:
+    """Whether every guard exists and is enabled; whether each is also this version's (then
+    opening changes nothing); whether this login may change them (it owns the table).
 
     Creating a trigger takes a lock that conflicts with an import's table lock on
     PostgreSQL, so a reader must not do it when there is nothing to do.
     """
     datastore: Any = ledger.recorder.datastore  # type: ignore[attr-defined]
+    expected = set(guard_names(database))
     with datastore.transaction(commit=False) as cursor:
         if database.backend == "sqlite":
             cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (database.events_table,))
-            enabled = {row[0] for row in cursor.fetchall()}
-        else:
-            cursor.execute(
-                "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal AND tgenabled <> 'D'",
-                (_qualified(database, database.events_table),),
-            )
-            enabled = {row["tgname"] for row in cursor.fetchall()}
-    return set(guard_names(database)) <= enabled
+            in_force = expected <= {row[0] for row in cursor.fetchall()}
+            return in_force, in_force, True
+        table = _qualified(database, database.events_table)
+        cursor.execute(
+            "SELECT t.tgname, p.proname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE t.tgrelid = to_regclass(%s) AND NOT t.tgisinternal AND t.tgenabled <> 'D'",
+            (table,),
+        )
+        enabled = {row["tgname"]: row["proname"] for row in cursor.fetchall()}
+        cursor.execute("SELECT pg_has_role(session_user, relowner, 'USAGE') AS owner FROM pg_class WHERE oid = to_regclass(%s)", (table,))
+        owner = cursor.fetchone()
+    in_force = expected <= set(enabled)
+    return in_force, in_force and enabled[f"{database.events_table}_login"] == LOGIN_CHECK, bool(owner and owner["owner"])
 
 
 @contextmanager

@@ -123,6 +123,64 @@ def test_the_database_refuses_a_hand_written_row_that_names_another_login(team: 
             )
 
 
+def _insert_many(connection: psycopg.Connection[object], table: str, rows: list[tuple[str, dict[str, object]]]) -> None:
+    """One INSERT statement of several rows (topic, state), as an import's chunk is."""
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+    params: list[object] = []
+    for version, (topic, state) in enumerate(rows, start=1):
+        params += [str(uuid.uuid4()), version, topic, json.dumps(state).encode()]
+    connection.execute(f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES {values}", params)
+
+
+def test_the_check_reads_a_statement_of_many_rows_in_order_and_refuses_it_whole(team: Team) -> None:
+    ok(team.as_login(team.alice), "receive", "R-6", *RECEIVE, actor="P-101:analyst@U-OPS1")
+    database = resolve_database(team.as_login(team.alice))
+    table = f'"{database.schema}".ledger_events'
+    note = "refledger:Referral.NoteAdded"
+    with connect_postgres(database) as connection:
+        state = connection.execute(f"SELECT state FROM {table} ORDER BY notification_id DESC LIMIT 1").fetchone()[0]
+        document = json.loads(bytes(state))
+        before = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        forged = {**document, "inserted_by": team.bob}
+        with pytest.raises(psycopg.Error, match=f"inserted-by-login: the event says it is inserted by {team.bob}"):
+            _insert_many(connection, table, [(note, document)] * 3 + [(note, forged)] + [(note, document)])
+        assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == before  # not one row of it is kept
+
+        def registered(person: str) -> dict[str, object]:
+            return {"person": person, "login": team.bob, "inserted_by": team.alice, "prev_hash": "0" * 64}
+
+        def acting(person: str) -> dict[str, object]:
+            return {**document, "actor": {"person": person, "role": "analyst", "unit": "U-OPS1"}}
+
+        # a registration is in effect from its own row on, as it is between statements
+        _insert_many(connection, table, [(note, acting("P-103")), ("refledger:Person.Registered", registered("P-103"))])
+        with pytest.raises(psycopg.Error, match=f"actor-login: P-104 is registered with the login {team.bob}"):
+            _insert_many(connection, table, [("refledger:Person.Registered", registered("P-104")), (note, acting("P-104"))])
+
+
+def test_a_ledger_with_the_check_of_every_row_gets_the_check_of_every_statement_when_opened(team: Team) -> None:
+    database = resolve_database(team.url)
+    schema = f'"{database.schema}"'
+    with connect_postgres(database) as connection:
+        connection.execute(
+            f"CREATE FUNCTION {schema}.refledger_check_login() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+        )
+        connection.execute(
+            f"CREATE OR REPLACE TRIGGER ledger_events_login BEFORE INSERT ON {schema}.ledger_events "
+            f"FOR EACH ROW EXECUTE FUNCTION {schema}.refledger_check_login()"
+        )
+    ok(team.as_login(team.alice), "receive", "R-7", *RECEIVE, actor="P-101:analyst@U-OPS1")  # a recorder cannot change triggers
+    ok(team.url, "receive", "R-8", *RECEIVE, actor="P-900:hr-officer@U-HR")  # the owner opens it: the check is replaced
+    with connect_postgres(database) as connection:
+        found = connection.execute(
+            "SELECT p.proname, t.tgtype FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE t.tgrelid = to_regclass(%s) AND t.tgname = 'ledger_events_login'",
+            (f"{schema}.ledger_events",),
+        ).fetchall()
+        assert found == [("refledger_check_logins", 4)]  # AFTER (4), once per statement (no ROW bit 1)
+        assert connection.execute("SELECT to_regprocedure(%s)", (f"{schema}.refledger_check_login()",)).fetchone()[0] is None
+
+
 @pytest.mark.parametrize(
     "statement",
     [
