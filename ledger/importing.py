@@ -773,7 +773,12 @@ def _run_step(
     The streams they touch are read in one go first; a stream that already holds events of
     this file means the file was imported before, and the whole file is refused.
     """
-    ledger.preload([command.stream_id for _, command in commands])
+    ledger.preload(
+        [command.stream_id for _, command in commands],
+        directories=[
+            command.referral for _, command in commands if command.referral is not None and command.record_type.method == "extract_subject"
+        ],
+    )
     for number, command in commands:
         if progress is not None:
             progress(number)

@@ -96,10 +96,11 @@ class ChunkedPostgresApplicationRecorder(PostgresApplicationRecorder):
                 notification_ids += [row["notification_id"] for row in cursor.fetchall()]
         # fresh statistics, so the planner uses the stream index for reads straight after an
         # import into a new ledger (without them a stream read scans the whole table); an
-        # import saving in steps refreshes them each time it has doubled what it inserted
+        # import saving in steps refreshes them each time it has inserted eight times as
+        # many (the planner scales them with the table's size in between)
         self._inserted = getattr(self, "_inserted", 0) + len(stored_events)
         if self._inserted >= getattr(self, "_analyze_at", 0):
-            self._analyze_at = 2 * self._inserted
+            self._analyze_at = 8 * self._inserted
             with self.datastore.get_connection() as connection, connection.cursor() as cursor:
                 cursor.execute(SQL("ANALYZE {}.{}").format(Identifier(self.datastore.schema), Identifier(self.events_table_name)))
         return notification_ids
