@@ -11,6 +11,7 @@ import ledger.importing as importing
 from ledger.application import Ledger
 from ledger.errors import InvalidInput
 from ledger.storage import resolve_database
+from ledger.values import Actor, Stamp
 from ledger.verification import verify_ledger
 from tests.conftest import EXAMPLES, raw_execute, synthetic_lines
 
@@ -59,3 +60,38 @@ def test_small_steps_that_forget_streams_record_the_same_history(
     with pytest.raises(InvalidInput, match=r"^line 46: |migration is over"):
         importing.import_file(ledger, bad, historical=True)
     assert stored(database_url) == before
+
+
+def test_subjects_added_across_steps_continue_their_referral_s_directory(
+    database_url: str, open_at: Callable[..., Ledger], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orjson
+    from eventsourcing.application import EventSourcedLog
+
+    actor = {"person": "P-1", "role": "analyst", "unit": "U-OPS1"}
+
+    def line(kind: str, minute: int, **fields: object) -> bytes:
+        at = f"2024-01-01T10:{minute:02d}:00Z"
+        return orjson.dumps({"type": kind, "referral": "R-1", "occurred_at": at, "recorded_at": at, "actor": actor, **fields})
+
+    def subjects(first: int, last: int) -> list[bytes]:
+        return [line("subject_extracted", n, subject=f"S-{n}", category="suspect") for n in range(first, last + 1)]
+
+    received = line("received", 0, originator="X-ESP", channel="portal", custodian_unit="U-OPS1")
+    source = tmp_path / "subjects.jsonl"
+    source.write_bytes(b"\n".join([received, *subjects(1, 9)]) + b"\n")
+    # Given an import in steps of 2 lines, where a step reads its referrals' directories with its streams
+    monkeypatch.setattr(importing, "STEP_LINES", 2)
+
+    def no_query(self: object) -> None:
+        raise AssertionError("a directory was read on its own")
+
+    monkeypatch.setattr(EventSourcedLog, "get_last", no_query)
+    ledger = open_at()
+    # When its subjects are added across steps, and one more is added live afterwards
+    importing.import_file(ledger, source, historical=True)
+    monkeypatch.undo()
+    ledger.extract_subject("R-1", Stamp(Actor.from_dict(actor)), "S-10", "suspect")
+    # Then the subjects are listed in order, once each, on a sound chain
+    assert ledger.subject_refs("R-1") == [f"S-{n}" for n in range(1, 11)]
+    assert verify_ledger(ledger, resolve_database(database_url)).sound
