@@ -113,6 +113,69 @@ def _read_one_by_one(application: Application[UUID], stream_ids: Sequence[UUID])
     return {i: list(application.events.get(i)) for i in stream_ids}
 
 
+class _Loaded:
+    """Inside a batch: the aggregates read or written so far, least recently written first.
+
+    It counts the events their histories hold as they come and go, and notes which ones
+    commands wrote since the last flush, so that a flush of a long import costs what it
+    saves, not what the batch holds.
+    """
+
+    def __init__(self) -> None:
+        self._aggregates: dict[UUID, Aggregate] = {}
+        self._sizes: dict[UUID, int] = {}
+        self._written: dict[UUID, Aggregate] = {}
+        #: events held by the loaded histories
+        self.held = 0
+
+    def __contains__(self, aggregate_id: object) -> bool:
+        return aggregate_id in self._aggregates
+
+    def __getitem__(self, aggregate_id: UUID) -> Aggregate:
+        return self._aggregates[aggregate_id]
+
+    def values(self) -> Iterable[Aggregate]:
+        return self._aggregates.values()
+
+    def read(self, aggregate: Aggregate) -> None:
+        """An aggregate as read from the store."""
+        self._aggregates[aggregate.id] = aggregate
+        self._count(aggregate)
+
+    def written(self, aggregate: Aggregate) -> None:
+        """An aggregate a command changed (its new events are pending)."""
+        self._aggregates[aggregate.id] = aggregate
+        self._written[aggregate.id] = aggregate
+
+    def take_written(self) -> list[Aggregate]:
+        """The aggregates written since the last call, now the most recently written."""
+        written = [aggregate for aggregate in self._written.values() if aggregate.pending_events]
+        self._written = {}
+        for aggregate in written:
+            self._aggregates[aggregate.id] = self._aggregates.pop(aggregate.id)
+            self._count(aggregate)
+        return written
+
+    def forget_beyond(self, keep_events: int) -> None:
+        """Forget the least recently written aggregates until the rest hold ``keep_events``
+        events at most (those with unsaved events stay)."""
+        if self.held <= keep_events:
+            return
+        for aggregate_id in list(self._aggregates):
+            if self._aggregates[aggregate_id].pending_events:
+                continue
+            del self._aggregates[aggregate_id]
+            self._written.pop(aggregate_id, None)
+            self.held -= self._sizes.pop(aggregate_id, 0)
+            if self.held <= keep_events:
+                break
+
+    def _count(self, aggregate: Aggregate) -> None:
+        size = len(getattr(aggregate, "history", ()))
+        self.held += size - self._sizes.get(aggregate.id, 0)
+        self._sizes[aggregate.id] = size
+
+
 def _next_entry(last: DomainEventProtocol[UUID] | None) -> tuple[int, str]:
     """The version and predecessor hash of the entry after ``last`` in an index log."""
     return (1, GENESIS) if last is None else (last.originator_version + 1, event_hash(last))
@@ -130,7 +193,7 @@ class Ledger(Application[UUID]):
         self.clock = clock
         #: reads many streams at once; the wiring gives the database's bulk reader
         self._read_streams: StreamReader = stream_reader or _read_one_by_one
-        self._batch: dict[UUID, Aggregate] | None = None
+        self._batch: _Loaded | None = None
         self._batch_logged: list[DomainEvent] = []
         self._directory_next: dict[str, tuple[int, str]] = {}
         #: streams looked up and found empty during the open batch (saves a query per new stream)
@@ -275,7 +338,7 @@ class Ledger(Application[UUID]):
                 raise NotFound(f"{name} is not in the ledger") from None
             if self._batch is not None:
                 # later commands of the batch continue from this copy (saved at the end)
-                self._batch[aggregate_id] = found
+                self._batch.read(found)
         if not isinstance(found, cls):
             raise NotFound(f"{name} is not a {cls.__name__.lower()}")
         return found
@@ -317,7 +380,7 @@ class Ledger(Application[UUID]):
                 continue
             aggregate = project_aggregate(None, events) if events else None
             if isinstance(aggregate, Aggregate):
-                self._batch[stream_id] = aggregate
+                self._batch.read(aggregate)
             else:
                 self._batch_absent.add(stream_id)
 
@@ -336,7 +399,7 @@ class Ledger(Application[UUID]):
                 raise ConcurrentUpdate("another recording on the same referral got there first; run the command again") from None
         else:
             for aggregate in aggregates:
-                self._batch[aggregate.id] = aggregate
+                self._batch.written(aggregate)
             self._batch_logged.extend(logged)
 
     @contextmanager
@@ -344,7 +407,7 @@ class Ledger(Application[UUID]):
         """Record many commands, then save them all in one transaction (or none of them)."""
         if self._batch is not None:
             raise RuntimeError("batches do not nest")
-        self._batch, self._batch_logged, self._directory_next, self._batch_absent = {}, [], {}, set()
+        self._batch, self._batch_logged, self._directory_next, self._batch_absent = _Loaded(), [], {}, set()
         self._live_entry, self._migration = None, None if self._migration is None or self._migration.closed is None else self._migration
         try:
             yield
@@ -435,25 +498,14 @@ class Ledger(Application[UUID]):
         """
         if self._batch is None:
             raise RuntimeError("flush works inside batch() only")
-        changed = [aggregate for aggregate in self._batch.values() if aggregate.pending_events]
+        changed = self._batch.take_written()
         self._save_batch([*changed, *self._batch_logged])
         # the streams just saved exist now, whatever an earlier look-up found
         self._batch_absent.difference_update([*(a.id for a in changed), *(e.originator_id for e in self._batch_logged)])
         self._batch_logged = []
         # least recently written first: a file's next lines mostly continue the streams its
         # last lines wrote, so the streams left alone longest are forgotten first
-        for aggregate in changed:
-            self._batch[aggregate.id] = self._batch.pop(aggregate.id)
-        held = self._held_events(self._batch.values())
-        if held > keep_events:
-            for stream_id in list(self._batch):
-                held -= self._held_events([self._batch.pop(stream_id)])
-                if held <= keep_events:
-                    break
-
-    @staticmethod
-    def _held_events(aggregates: Iterable[Aggregate]) -> int:
-        return sum(len(getattr(aggregate, "history", ())) for aggregate in aggregates)
+        self._batch.forget_beyond(keep_events)
 
     # --- referral commands ------------------------------------------------------
 
