@@ -398,6 +398,10 @@ class Referral(Amendable, Aggregate, created_event_name="Received"):
     # --- applying facts (replayed on every load: no checks here) -------------------------
 
     def remember(self, event: LedgerEvent) -> None:
+        if not self.history:
+            assert isinstance(event, Referral.Received)
+            # asked for by every command: kept here, not read from the first event each time
+            self._reference, self._received_at = event.reference, event.occurred_at
         self.history.append(event)
         if knowledge.amendment_kind(event) is not None:
             self._state = None  # what earlier entries say changed: recompute on demand
@@ -415,13 +419,11 @@ class Referral(Amendable, Aggregate, created_event_name="Received"):
 
     @property
     def reference(self) -> str:
-        first = self.history[0]
-        assert isinstance(first, Referral.Received)
-        return first.reference
+        return self._reference
 
     @property
     def received_at(self) -> datetime:
-        return self.history[0].occurred_at
+        return self._received_at
 
     def stream_name(self) -> str:
         return self.reference
