@@ -158,6 +158,29 @@ def test_the_check_reads_a_statement_of_many_rows_in_order_and_refuses_it_whole(
             _insert_many(connection, table, [("refledger:Person.Registered", registered("P-104")), (note, acting("P-104"))])
 
 
+def test_a_large_save_is_checked_row_by_row_and_refused_whole(team: Team) -> None:
+    """A save of several chunks (COPY statements) meets the same check as a single INSERT."""
+    from eventsourcing.persistence import StoredEvent
+
+    from ledger.storage_postgres import CHUNK
+    from ledger.wiring import open_ledger
+
+    ok(team.as_login(team.alice), "receive", "R-9", *RECEIVE, actor="P-101:analyst@U-OPS1")
+    ledger, _ = open_ledger(team.as_login(team.alice))
+    try:
+        received = ledger.recorder.select_notifications(start=None, limit=1000)[-1]  # P-101's receipt of R-9
+        as_other = {**json.loads(received.state), "actor": {"person": "P-102", "role": "analyst", "unit": "U-OPS1"}}
+        rows = [StoredEvent(uuid.uuid4(), 1, received.topic, received.state) for _ in range(2 * CHUNK + 10)]
+        rows[-5] = StoredEvent(uuid.uuid4(), 1, received.topic, json.dumps(as_other).encode())
+        before = ledger.recorder.max_notification_id()
+        with pytest.raises(Exception, match=f"actor-login: P-102 is registered with the login {team.bob}"):
+            ledger.recorder.insert_events(rows)
+        assert ledger.recorder.max_notification_id() == before
+        assert len(ledger.recorder.insert_events(rows[:-5])) == 2 * CHUNK + 5  # without the forged row, all of it
+    finally:
+        ledger.close()
+
+
 def test_a_ledger_with_the_check_of_every_row_gets_the_check_of_every_statement_when_opened(team: Team) -> None:
     database = resolve_database(team.url)
     schema = f'"{database.schema}"'

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,36 @@ def test_a_large_file_imports_in_one_transaction(open_at: Callable[..., Ledger],
     result = import_file(open_at(), path)
     assert result.events == 11 * (CHUNK // 2) > 5 * CHUNK
     assert count_events(database_url) == result.events
+
+
+def test_a_large_save_returns_each_events_notification_id_and_a_clash_stores_none_of_it(
+    open_at: Callable[..., Ledger], database_url: str, tmp_path: Path
+) -> None:
+    """The recorder's contract for a save of several chunks (on PostgreSQL, COPY statements):
+    the notification ids come back in the save's order, after those already stored; a
+    stream version that exists already refuses the whole save."""
+    from eventsourcing.persistence import IntegrityError, StoredEvent
+
+    from ledger.storage_postgres import CHUNK
+
+    ledger = open_at()
+    path = tmp_path / "large.jsonl"
+    path.write_bytes(b"\n".join(synthetic_lines(CHUNK // 4)))  # 2.75 chunks of events
+    import_file(ledger, path)
+    stored = ledger.recorder.select_notifications(start=None, limit=10 * CHUNK)
+    before = ledger.recorder.max_notification_id()
+    assert [n.id for n in stored][-1] == before and len(stored) > 2 * CHUNK
+    # the same states again as new streams (the login check on PostgreSQL reads each state)
+    copies = [StoredEvent(uuid.uuid4(), n.originator_version, n.topic, n.state) for n in stored]
+    ids = ledger.recorder.insert_events(copies)
+    after = ledger.recorder.select_notifications(start=before + 1, limit=10 * CHUNK)
+    assert ids == [n.id for n in after] and ids[0] > before
+    assert [(n.originator_id, n.originator_version) for n in after] == [(c.originator_id, c.originator_version) for c in copies]
+    clash = [StoredEvent(uuid.uuid4(), n.originator_version, n.topic, n.state) for n in stored[:-1]] + [copies[-1]]
+    with pytest.raises(IntegrityError):
+        ledger.recorder.insert_events(clash)
+    assert ledger.recorder.max_notification_id() == ids[-1]
+    assert count_events(database_url) == 2 * len(stored)
 
 
 @pytest.mark.parametrize("statement", ["UPDATE {table} SET topic = 'x'", "DELETE FROM {table}"])
