@@ -4,10 +4,15 @@ Imports N generated events (bench/generate.py) into a fresh SQLite file and a fr
 PostgreSQL schema, and in the same run saves the same file's events, with the same payloads
 (both clocks, actor, provenance, a 64-character hash field, the domain fields), through a
 bare eventsourcing Application: no validation, no state, no hashing, the library's default
-JSON transcoder, one save. Prints events/s for each, the ratio, and the import's peak
+JSON transcoder, one save (on PostgreSQL with the library's own INSERT statement, sent in
+chunks: bench/library_insert.py). Prints events/s for each, the ratio, and the import's peak
 memory (maximum resident set size of a fresh process doing only the import; the file is
 streamed, so it should not grow with the file's length); repeats and reports medians,
 because the machine is noisy.
+
+On PostgreSQL the ledger sends a large save as binary COPY statements (ledger/storage_postgres.py),
+which the library does not: the last two columns run the bare application through that same
+recorder, so the ledger's own cost (checks, hashing, state) shows apart from the gain of COPY.
 
 With ``--sealed`` the ledger's import seals its free text (a fresh ledger data key, as
 ``--data-key`` gives it): the figure to hold against the bare library is then the sealed one.
@@ -154,8 +159,39 @@ def drop_schema(url: str) -> None:
         connection.execute(f'DROP SCHEMA IF EXISTS "{database.schema}" CASCADE')
 
 
-def measure(backend: str, base_url: str | None, path: Path, events: int, repeat: int) -> tuple[float, float, float]:
-    ours, bare, peaks = [], [], []
+def bare_postgres(base_url: str, schema: str, path: Path, recorder_topic: str) -> float:
+    """The bare application's rate in a fresh schema, saving through the given recorder."""
+    bare_url = f"{base_url}{'&' if '?' in base_url else '?'}schema={schema}"
+    bare_database = resolve_database(bare_url)
+    env = dict(bare_database.env)
+    # its one save of a million events runs while the collector walks millions of
+    # objects: allow the pauses the library's 5 s limit would end the save for (as
+    # the ledger's own import transaction does, ledger.storage.HELD_IDLE_SECONDS)
+    env["POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"] = str(HELD_IDLE_SECONDS)
+    env["APPLICATION_RECORDER_TOPIC"] = recorder_topic
+    with connect_postgres(bare_database) as connection:
+        connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        # the chunked recorders take their table lock through the ledger's function
+        # (the bare application names its own events table: lock whichever it made)
+        connection.execute(
+            f'CREATE FUNCTION "{schema}".refledger_lock_events() RETURNS void LANGUAGE plpgsql AS $$ '
+            f"DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' "
+            f"AND tablename LIKE '%events' LOOP EXECUTE format('LOCK TABLE %I.%I IN EXCLUSIVE MODE', "
+            f"'{schema}', t); END LOOP; END $$"
+        )
+    try:
+        return bare_rate(env, path)
+    finally:
+        drop_schema(bare_url)
+
+
+def measure(backend: str, base_url: str | None, path: Path, events: int, repeat: int) -> tuple[float, float, float | None, float]:
+    """Medians of the ledger's rate, the bare library's and (PostgreSQL) the bare library's
+    through the ledger's COPY recorder, and the ledger's peak memory."""
+    ours: list[float] = []
+    bare: list[float] = []
+    copied: list[float] = []
+    peaks: list[float] = []
 
     def ledger(url: str) -> None:
         rate, peak = ledger_rate(url, path, events)
@@ -173,31 +209,11 @@ def measure(backend: str, base_url: str | None, path: Path, events: int, repeat:
             url = f"{base_url}{'&' if '?' in base_url else '?'}schema={schema}"
             try:
                 ledger(url)
-                bare_schema = schema + "_bare"
-                bare_url = f"{base_url}{'&' if '?' in base_url else '?'}schema={bare_schema}"
-                env = dict(resolve_database(bare_url).env)
-                # its one save of a million events runs while the collector walks millions of
-                # objects: allow the pauses the library's 5 s limit would end the save for (as
-                # the ledger's own import transaction does, ledger.storage.HELD_IDLE_SECONDS)
-                env["POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"] = str(HELD_IDLE_SECONDS)
-                bare_database = resolve_database(bare_url)
-                with connect_postgres(bare_database) as connection:
-                    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{bare_schema}"')
-                    # the chunked recorder takes its table lock through the ledger's function
-                    # (the bare application names its own events table: lock whichever it made)
-                    connection.execute(
-                        f'CREATE FUNCTION "{bare_schema}".refledger_lock_events() RETURNS void LANGUAGE plpgsql AS $$ '
-                        f"DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = '{bare_schema}' "
-                        f"AND tablename LIKE '%events' LOOP EXECUTE format('LOCK TABLE %I.%I IN EXCLUSIVE MODE', "
-                        f"'{bare_schema}', t); END LOOP; END $$"
-                    )
-                try:
-                    bare.append(bare_rate(env, path))
-                finally:
-                    drop_schema(bare_url)
+                bare.append(bare_postgres(base_url, schema + "_bare", path, "library_insert:LibraryInsertRecorder"))
+                copied.append(bare_postgres(base_url, schema + "_copy", path, "ledger.storage_postgres:ChunkedPostgresApplicationRecorder"))
             finally:
                 drop_schema(url)
-    return statistics.median(ours), statistics.median(bare), max(peaks)
+    return statistics.median(ours), statistics.median(bare), statistics.median(copied) if copied else None, max(peaks)
 
 
 def main() -> None:
@@ -222,11 +238,13 @@ def main() -> None:
         DATA_KEY.append(key)
     sealed = ", free text sealed" if args.sealed else ""
     print(f"ingest of {args.events:,} generated events{sealed}, median of {args.repeat} runs")
-    print(f"{'backend':<10} {'ledger ev/s':>12} {'bare lib ev/s':>14} {'ratio':>7} {'peak MB':>8}")
+    print(f"{'backend':<10} {'ledger ev/s':>12} {'bare lib ev/s':>14} {'ratio':>7} {'peak MB':>8} {'bare+COPY ev/s':>15} {'ratio':>7}")
     backends = ([] if args.no_sqlite else ["sqlite"]) + ([] if args.no_postgres else ["postgres"])
     for backend in backends:
-        ours, bare, peak = measure(backend, args.postgres, path, args.events, args.repeat)
-        print(f"{backend:<10} {ours:>12,.0f} {bare:>14,.0f} {ours / bare:>7.2f} {peak:>8,.0f}")
+        ours, bare, copied, peak = measure(backend, args.postgres, path, args.events, args.repeat)
+        against_copy = "-" if copied is None else f"{copied:,.0f}"
+        copy_ratio = "-" if copied is None else f"{ours / copied:.2f}"
+        print(f"{backend:<10} {ours:>12,.0f} {bare:>14,.0f} {ours / bare:>7.2f} {peak:>8,.0f} {against_copy:>15} {copy_ratio:>7}")
 
 
 if __name__ == "__main__":
