@@ -131,8 +131,8 @@ class _Loaded:
     def __contains__(self, aggregate_id: object) -> bool:
         return aggregate_id in self._aggregates
 
-    def __getitem__(self, aggregate_id: UUID) -> Aggregate:
-        return self._aggregates[aggregate_id]
+    def get(self, aggregate_id: UUID) -> Aggregate | None:
+        return self._aggregates.get(aggregate_id)
 
     def values(self) -> Iterable[Aggregate]:
         return self._aggregates.values()
@@ -200,6 +200,7 @@ class Ledger(Application[UUID]):
         self._batch_absent: set[UUID] = set()
         #: the entry of the live event being recorded (it closes an open migration)
         self._live_entry: Entry | None = None
+        self._judge: Judge | None = None
         #: the migration as last read (kept once closed: it never reopens; per batch otherwise)
         self._migration: MigrationState | None = None
         #: who may attest late entries and correct or retract another's entry (policy [directory])
@@ -301,7 +302,9 @@ class Ledger(Application[UUID]):
             self._check_migration_open()
             return Entry.resolve(stamp, now, self.login, seal=seal)
         agency = self._check_actor(stamp.actor, stamp.occurred_at or now, now)
-        judge = Judge(self.policy_source().authority_rules(), agency)
+        rules, judge = self.policy_source().authority_rules(), self._judge
+        if judge is None or judge.authority is not rules or judge.agency is not agency:
+            judge = self._judge = Judge(rules, agency)  # the same for every line of a batch, as a rule
         self._live_entry = Entry.resolve(stamp, now, self.login, authority=judge, seal=seal)
         return self._live_entry
 
@@ -325,9 +328,8 @@ class Ledger(Application[UUID]):
         return unit is not None and unit.kind == AGENCY_UNIT
 
     def _get(self, cls: type[A], aggregate_id: UUID, name: str) -> A:
-        if self._batch is not None and aggregate_id in self._batch:
-            found = self._batch[aggregate_id]
-        else:
+        found = None if self._batch is None else self._batch.get(aggregate_id)
+        if found is None:
             if self._batch is not None and aggregate_id in self._batch_absent:
                 raise NotFound(f"{name} is not in the ledger")
             try:

@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -502,15 +501,8 @@ class Command:
     referral: str | None
     stamp: Stamp
     arguments: dict[str, Any]
-
-    @cached_property  # asked for several times per line (preload, re-import check, run)
-    def stream_id(self) -> UUID:
-        if self.referral is None:
-            unit = self.arguments.get("unit")
-            return unit_stream(unit) if unit is not None else person_stream(self.arguments["person"])
-        if self.record_type.on_subject or self.arguments.get("subject"):
-            return subject_id(self.referral, self.arguments["subject"])
-        return referral_id(self.referral)
+    #: the stream it records in (asked for several times per line: preload, re-import check, run)
+    stream_id: UUID
 
     def run(self, ledger: Ledger) -> None:
         if self.referral is None:
@@ -520,9 +512,10 @@ class Command:
 
 
 def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
         raise InvalidInput(f"{name} must be a non-empty string")
-    return value.strip()
+    return text
 
 
 def _pair(name: str, value: Any, keys: tuple[str, str]) -> dict[str, str]:
@@ -629,9 +622,9 @@ def parse_record(
     if not isinstance(type_name, str) or type_name not in RECORD_TYPE:
         raise InvalidInput(f"unknown type {type_name!r}")
     record_type = RECORD_TYPE[type_name]
-    unknown_fields = record.keys() - _ALLOWED[type_name, historical]
-    if unknown_fields:
-        unknown = sorted(unknown_fields)
+    allowed = _ALLOWED[type_name, historical]
+    if not record.keys() <= allowed:
+        unknown = sorted(record.keys() - allowed)
         hint = " (recorded_at needs --historical)" if unknown == ["recorded_at"] else ""
         raise InvalidInput(f"unknown field {unknown[0]!r} for type {type_name}{hint}")
     for name in _REQUIRED[record_type.on_directory, historical]:
@@ -658,7 +651,16 @@ def parse_record(
             arguments[parameter] = check(name, value)
     if type_name == "received" and arguments.pop("reference") not in (None, referral):
         raise InvalidInput("reference differs from referral")
-    return Command(record_type, referral, stamp, arguments)
+    return Command(record_type, referral, stamp, arguments, _stream_id(record_type, referral, arguments))
+
+
+def _stream_id(record_type: RecordType, referral: str | None, arguments: dict[str, Any]) -> UUID:
+    if referral is None:
+        unit = arguments.get("unit")
+        return unit_stream(unit) if unit is not None else person_stream(arguments["person"])
+    if record_type.on_subject or arguments.get("subject"):
+        return subject_id(referral, arguments["subject"])
+    return referral_id(referral)
 
 
 @dataclass(frozen=True)

@@ -48,17 +48,26 @@ class Actor:
     def from_dict(cls, value: Any) -> Actor:
         if not isinstance(value, dict) or value.keys() != _ACTOR_KEYS:
             raise InvalidInput("actor must be an object with exactly person, role and unit")
-        person, role, unit = value["person"], value["role"], value["unit"]
-        for part in (person, role, unit):
-            if not isinstance(part, str) or not part.strip():
-                raise InvalidInput("actor person, role and unit must be non-empty strings")
-        return cls(person, role, unit)
+        try:
+            return _known_actor(value["person"], value["role"], value["unit"])
+        except TypeError:  # a part that is not text (a list cannot even be looked up)
+            raise InvalidInput("actor person, role and unit must be non-empty strings") from None
 
     def as_dict(self) -> dict[str, str]:
         return {"person": self.person, "role": self.role, "unit": self.unit}
 
     def __str__(self) -> str:
         return f"{self.person}:{self.role}@{self.unit}"
+
+
+@lru_cache(maxsize=4096)
+def _known_actor(person: str, role: str, unit: str) -> Actor:
+    """One Actor per person, role and unit (an import names the same few thousand again and
+    again): checked once, shared after."""
+    for part in (person, role, unit):
+        if not isinstance(part, str) or not part.strip():
+            raise TypeError(part)
+    return Actor(person, role, unit)
 
 
 @dataclass(frozen=True)
