@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 AGENCY_UNIT: Final = "agency-unit"
 #: the role groups of the policy's ``[directory]`` table a rule may name (``<group>_roles`` there)
@@ -66,9 +66,11 @@ class ReferralView(Protocol):
     def escalated_to(self) -> tuple[str, ...]: ...
 
 
-@dataclass(frozen=True)
-class Ask:
-    """One question to a rule: may ``who`` record this, with the referral (and subject) as they stand?"""
+class Ask(NamedTuple):
+    """One question to a rule: may ``who`` record this, with the referral (and subject) as they stand?
+
+    A named tuple rather than a frozen dataclass: one is built for nearly every event recorded
+    or folded, and a tuple is built in a third of the time."""
 
     who: Who
     referral: ReferralView
@@ -311,8 +313,7 @@ class Authority:
         return None if reason is None else (rule.id, reason)
 
 
-@dataclass(frozen=True)
-class _UnitOnly:
+class _UnitOnly(NamedTuple):
     unit: str
     role: str = ""
 
