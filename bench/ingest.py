@@ -200,9 +200,10 @@ def measure(backend: str, base_url: str | None, path: Path, events: int, repeat:
 
     for _ in range(repeat):
         if backend == "sqlite":
-            folder = Path(tempfile.mkdtemp(prefix="refledger-bench-"))
-            ledger(str(folder / "ledger.sqlite"))
-            bare.append(bare_rate({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "bare.sqlite")}, path))
+            with tempfile.TemporaryDirectory(prefix="refledger-bench-") as name:  # a ledger of 1,000,000 events is over 1 GB
+                folder = Path(name)
+                ledger(str(folder / "ledger.sqlite"))
+                bare.append(bare_rate({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "bare.sqlite")}, path))
         else:
             assert base_url is not None
             schema = "bench_ingest_" + uuid.uuid4().hex[:8]

@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,9 +112,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["PYTHONPATH"] = str(ROOT)
     schemas: list[str] = []
+    folders: list[str] = []
 
     def sqlite_url() -> str:
-        return str(Path(tempfile.mkdtemp(prefix="refledger-kill-")) / "ledger.sqlite")
+        folders.append(tempfile.mkdtemp(prefix="refledger-kill-"))
+        return str(Path(folders[-1]) / "ledger.sqlite")
 
     def postgres_url() -> str:
         schemas.append(f"{args.postgres}{'&' if '?' in args.postgres else '?'}schema=bench_kill_{uuid.uuid4().hex[:8]}")
@@ -127,6 +130,8 @@ def main() -> None:
     finally:
         for url in schemas:
             drop_schema(url)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
