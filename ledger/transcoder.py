@@ -38,7 +38,7 @@ _DECIMAL = "decimal_str"
 
 
 def _tag(value: Any) -> Any:
-    if value.__class__ is datetime or isinstance(value, datetime):
+    if isinstance(value, datetime):
         return {"_type_": _DATETIME, "_data_": value.isoformat()}
     if isinstance(value, Decimal):
         return {"_type_": _DECIMAL, "_data_": str(value)}

@@ -26,6 +26,7 @@ RISK_BANDS = ("LOW", "MEDIUM", "HIGH", "VERY_HIGH")
 DECISION_OUTCOMES = ("ASSIGN_OWNER", "DEFER", "REJECT", "NO_FURTHER_ACTION", "CLOSE")
 
 _ACTOR_KEYS = frozenset({"person", "role", "unit"})
+_ACTOR_PARTS = "actor person, role and unit must be non-empty strings"
 _ACTOR = re.compile(r"^(?P<person>[^:@\s]+):(?P<role>[^:@\s]+)@(?P<unit>[^:@\s]+)$")
 
 
@@ -50,8 +51,8 @@ class Actor:
             raise InvalidInput("actor must be an object with exactly person, role and unit")
         try:
             return _known_actor(value["person"], value["role"], value["unit"])
-        except TypeError:  # a part that is not text (a list cannot even be looked up)
-            raise InvalidInput("actor person, role and unit must be non-empty strings") from None
+        except TypeError:  # a list or an object as a part cannot even be looked up
+            raise InvalidInput(_ACTOR_PARTS) from None
 
     def as_dict(self) -> dict[str, str]:
         return {"person": self.person, "role": self.role, "unit": self.unit}
@@ -66,7 +67,7 @@ def _known_actor(person: str, role: str, unit: str) -> Actor:
     again): checked once, shared after."""
     for part in (person, role, unit):
         if not isinstance(part, str) or not part.strip():
-            raise TypeError(part)
+            raise InvalidInput(_ACTOR_PARTS)
     return Actor(person, role, unit)
 
 
