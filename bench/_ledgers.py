@@ -1,14 +1,28 @@
-"""Benchmark set-up shared by the scripts: filling a PostgreSQL ledger quickly."""
+"""Benchmark set-up shared by the scripts: filling a PostgreSQL ledger quickly, a fresh data key."""
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ledger.sealing import new_data_key_text
 from ledger.storage import Database, connect_postgres, read_event_rows
+
+
+def fresh_data_key() -> Path:
+    """A new ledger data key (what ``--data-key`` names) in a private temporary directory,
+    removed with the key when the benchmark exits."""
+    directory = Path(tempfile.mkdtemp(prefix="refledger-bench-key-"))
+    atexit.register(shutil.rmtree, directory, True)
+    key = directory / "ledger-data.key"
+    key.write_text(new_data_key_text())
+    return key
 
 
 def copy_sqlite_events_to_postgres(source: Database, target: Database) -> None:

@@ -232,11 +232,9 @@ def main() -> None:
         return
     path = generated(args.events)
     if args.sealed:
-        from ledger.sealing import new_data_key_text
+        from _ledgers import fresh_data_key
 
-        key = Path(tempfile.mkdtemp(prefix="refledger-bench-key-")) / "ledger-data.key"
-        key.write_text(new_data_key_text())
-        DATA_KEY.append(key)
+        DATA_KEY.append(fresh_data_key())
     sealed = ", free text sealed" if args.sealed else ""
     print(f"ingest of {args.events:,} generated events{sealed}, median of {args.repeat} runs")
     print(f"{'backend':<10} {'ledger ev/s':>12} {'bare lib ev/s':>14} {'ratio':>7} {'peak MB':>8} {'bare+COPY ev/s':>15} {'ratio':>7}")

@@ -272,13 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     from generate import BIG_REFERENCE
 
     if args.sealed:
-        import tempfile
+        from _ledgers import fresh_data_key
 
-        from ledger.sealing import new_data_key_text
-
-        key = Path(tempfile.mkdtemp(prefix="refledger-bench-key-")) / "ledger-data.key"
-        key.write_text(new_data_key_text())
-        DATA_KEY.append(key)
+        DATA_KEY.append(fresh_data_key())
 
     paths = ledger_files(args.events, args.big_referral_events, args.seed, args.chunk or args.events)
     label = f"owner-{args.events}-big{args.big_referral_events}-seed{args.seed}" + ("-sealed" if args.sealed else "")

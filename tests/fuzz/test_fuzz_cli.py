@@ -19,7 +19,9 @@ INTAKE = "P-01:registry-officer@U-INTAKE"
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 RUNS: dict[str, int] = {}
 
-_DIR = Path(tempfile.mkdtemp(prefix="refledger-fuzz-"))
+# removed with its ledger when the test run ends (its finaliser runs at exit)
+_DIR_HELD = tempfile.TemporaryDirectory(prefix="refledger-fuzz-")
+_DIR = Path(_DIR_HELD.name)
 DB = str(_DIR / "fuzz.sqlite")
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
