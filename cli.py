@@ -269,7 +269,9 @@ def _accept_global_options_after(command: click.Command) -> None:
         command.params.append(
             click.Option(
                 [flag, f"_global_{name}"],
-                is_flag=is_flag,
+                # None, not False, for the valued ones: click then asks for their value
+                # (with is_flag=False it lets '--db' end the line with no value, ignored)
+                is_flag=is_flag or None,
                 metavar=metavar,
                 help=text,
                 hidden=True,

@@ -354,6 +354,15 @@ def test_global_options_work_after_the_command(tmp_path: Path) -> None:
     assert (newest["type"], newest["actor"]) == ("note_added", "P-1:analyst@U-OPS1")
 
 
+def test_a_global_option_after_the_command_needs_its_value(tmp_path: Path) -> None:
+    url = str(tmp_path / "l.sqlite")
+    for args in (["referrals", "--db"], ["owner", "R-1", "--as"]):
+        result = CliRunner().invoke(main, [*args], catch_exceptions=False, env={"REFLEDGER_DATABASE_URL": url})
+        # a usage error, as for any option (exit 2), not a silent fall-back to the default ledger
+        assert (result.exit_code, result.stderr.strip()) == (2, f"Error: Option '{args[-1]}' requires an argument."), result.output
+    assert not (tmp_path / "l.sqlite").exists()
+
+
 def test_completion_prints_a_script_for_each_shell() -> None:
     for shell, marker in (("bash", "complete -o"), ("zsh", "compdef"), ("fish", "complete --no-files")):
         result = CliRunner().invoke(main, ["completion", shell], catch_exceptions=False)
